@@ -1,0 +1,171 @@
+"""`gitops-conformance testbed build`: every binary from its Go module, cached by name and version.
+
+Each component gets a wrapper module rendered into the cache (never the work tree):
+it requires the upstream module at the pinned version and carries the upstream
+replace block, because `go install mod@version` refuses modules with replaces.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import versions
+from .versions import Component
+
+
+class BuildError(RuntimeError):
+    """One clear line: which component failed and why (the full log is in a file)."""
+
+
+def _say(component: str, step: str, started: float) -> None:
+    print(f"[{component}] {step} ({time.monotonic() - started:.0f}s)", flush=True)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("CGO_ENABLED", "0")
+    env["GOFLAGS"] = "-buildvcs=false"
+    env["GOWORK"] = "off"
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, log, component: str, step: str, started: float) -> str:
+    """Run a go command, tee it into the log; on failure raise one readable line."""
+    log.write(f"\n$ {' '.join(cmd)}\n")
+    log.flush()
+    done = threading.Event()
+
+    def heartbeat() -> None:  # long go builds otherwise look hung
+        while not done.wait(60):
+            _say(component, f"{step} still running", started)
+
+    ticker = threading.Thread(target=heartbeat, daemon=True)
+    ticker.start()
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    finally:
+        done.set()
+    log.write(proc.stdout + proc.stderr)
+    log.flush()
+    if proc.returncode != 0:
+        raise BuildError(f"{component}: {step} failed: {_cause(proc.stderr or proc.stdout)} (log: {log.name})")
+    return proc.stdout
+
+
+def _cause(output: str) -> str:
+    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    for l in lines:
+        low = l.lower()
+        if any(s in low for s in ("dial tcp", "no such host", "connection refused", "i/o timeout", "proxyconnect")):
+            return f"module proxy unreachable: {l}"
+    for l in lines:
+        if "error" in l.lower() or l.startswith(("go: ", "#")) is False and ": " in l:
+            return l
+    return lines[-1] if lines else "no output"
+
+
+def _local_replacement(comp: Component, old_path: str) -> str | None:
+    """Where an upstream replace into its own checkout (./staging/...) should point instead."""
+    rule = comp.local_replaces
+    if isinstance(rule, str) and rule.startswith("published:"):
+        return f"{old_path}@{rule.split(':', 1)[1]}"
+    if isinstance(rule, dict) and old_path in rule:
+        mod, ver = rule[old_path].split()
+        return f"{mod}@{ver}"
+    return None  # dropped: the upstream require points at a published version
+
+
+def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    own_main = versions.WRAPPERS_DIR / comp.name
+    if "." in comp.binaries.values():
+        for src in own_main.glob("*.go"):
+            shutil.copy(src, workdir / src.name)
+    go = "go"
+    _run([go, "mod", "init", f"gitops-conformance.local/testbed/{comp.name}"], workdir, log, comp.name, "go mod init", started)
+    edits = [f"-go={versions.go_version()}", f"-require={comp.module}@{comp.version}"]
+    if comp.replaces == "copy":
+        _say(comp.name, f"reading replace block of {comp.module}@{comp.version}", started)
+        out = _run([go, "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp.name, "go mod download", started)
+        upstream = json.loads(out)["GoMod"]
+        parsed = json.loads(_run([go, "mod", "edit", "-json", upstream], workdir, log, comp.name, "parse upstream go.mod", started))
+        for rep in parsed.get("Replace") or []:
+            old, new = rep["Old"], rep["New"]
+            old_spec = old["Path"] + (f"@{old['Version']}" if old.get("Version") else "")
+            if new.get("Version"):
+                edits.append(f"-replace={old_spec}={new['Path']}@{new['Version']}")
+            else:
+                target = _local_replacement(comp, old["Path"])
+                if target:
+                    edits.append(f"-replace={old_spec}={target}")
+                    # a staging module is required at v0.0.0 upstream; require the published one too
+                    edits.append(f"-require={target}")
+    _run([go, "mod", "edit", *edits], workdir, log, comp.name, "write wrapper go.mod", started)
+
+
+def build_component(comp: Component, force: bool = False) -> bool:
+    """Build one component; return False when the cache already had it (a no-op)."""
+    out_dir = versions.bin_dir(comp)
+    stamp = out_dir / ".built.json"
+    if not force and stamp.exists() and all((out_dir / b).exists() for b in comp.binaries):
+        print(f"[{comp.name}] {comp.version} cached in {out_dir}, nothing to do", flush=True)
+        return False
+    if shutil.which("go") is None:
+        raise BuildError(f"{comp.name}: the Go toolchain is missing (no `go` on PATH); install Go {versions.go_version()}+")
+    started = time.monotonic()
+    logs = versions.cache_root() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    workdir = versions.cache_root() / "wrappers" / comp.key
+    with open(logs / f"build-{comp.key}.log", "w") as log:
+        _say(comp.name, f"wrapper module for {comp.module}@{comp.version}", started)
+        render_wrapper(comp, workdir, log, started)
+        staging = out_dir.with_name(out_dir.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        ldflags = " ".join(["-s", "-w", *comp.ldflags])
+        for binary, package in comp.binaries.items():
+            _say(comp.name, f"go build {binary}", started)
+            _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
+                 workdir, log, comp.name, f"go build {binary}", started)
+    (staging / ".built.json").write_text(json.dumps({
+        "component": comp.name, "module": comp.module, "version": comp.version,
+        "binaries": sorted(comp.binaries), "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }, indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    _say(comp.name, f"built {', '.join(comp.binaries)} -> {out_dir}", started)
+    return True
+
+
+def build_all(names: list[str] | None = None, force: bool = False) -> int:
+    comps = versions.load()
+    selected = names or list(comps)
+    unknown = [n for n in selected if n not in comps]
+    if unknown:
+        print(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(comps)}", file=sys.stderr)
+        return 2
+    failed = []
+    for name in selected:
+        try:
+            build_component(comps[name], force=force)
+        except BuildError as exc:
+            print(f"build failed: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+    if failed:
+        print(f"{len(failed)} component(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(build_all(sys.argv[1:] or None))

@@ -1,0 +1,69 @@
+"""Reads testbed/versions.yaml, the single place where pinned versions live."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+import yaml
+
+VERSIONS_FILE = Path(__file__).with_name("versions.yaml")
+WRAPPERS_DIR = Path(__file__).with_name("wrappers")
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    name: str
+    module: str
+    version: str
+    binaries: dict[str, str]
+    replaces: str = "copy"
+    local_replaces: object = None
+    ldflags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Cache key: a new version means a new directory, never an overwrite."""
+        return f"{self.name}-{self.version}"
+
+
+@functools.lru_cache(maxsize=None)
+def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
+    data = yaml.safe_load(path.read_text())
+    return {
+        name: Component(
+            name=name,
+            module=spec["module"],
+            version=spec["version"],
+            binaries=dict(spec["binaries"]),
+            replaces=spec.get("replaces", "copy"),
+            local_replaces=spec.get("local_replaces"),
+            ldflags=tuple(spec.get("ldflags") or ()),
+        )
+        for name, spec in data["components"].items()
+    }
+
+
+def go_version(path: Path = VERSIONS_FILE) -> str:
+    return str(yaml.safe_load(path.read_text())["go"])
+
+
+def cache_root() -> Path:
+    """Built binaries and wrapper work dirs live here, outside the work tree."""
+    base = os.environ.get("GITOPS_CONFORMANCE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-conformance"
+    )
+    return Path(base)
+
+
+def bin_dir(component: Component) -> Path:
+    return cache_root() / "bin" / component.key
+
+
+def binary_path(binary: str) -> Path:
+    """Path of a built binary by its output name, e.g. binary_path('kube-apiserver')."""
+    for comp in load().values():
+        if binary in comp.binaries:
+            return bin_dir(comp) / binary
+    raise KeyError(f"no component builds a binary named {binary!r}")
