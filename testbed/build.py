@@ -28,15 +28,17 @@ def _say(component: str, step: str, started: float) -> None:
     print(f"[{component}] {step} ({time.monotonic() - started:.0f}s)", flush=True)
 
 
-def _go_env() -> dict[str, str]:
+def _go_env(comp: Component | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if comp:
+        env.update(comp.env)
     env.setdefault("CGO_ENABLED", "0")
     env["GOFLAGS"] = "-buildvcs=false"
     env["GOWORK"] = "off"
     return env
 
 
-def _run(cmd: list[str], cwd: Path, log, component: str, step: str, started: float) -> str:
+def _run(cmd: list[str], cwd: Path, log, comp: Component, step: str, started: float) -> str:
     """Run a go command, tee it into the log; on failure raise one readable line."""
     log.write(f"\n$ {' '.join(cmd)}\n")
     log.flush()
@@ -44,31 +46,32 @@ def _run(cmd: list[str], cwd: Path, log, component: str, step: str, started: flo
 
     def heartbeat() -> None:  # long go builds otherwise look hung
         while not done.wait(60):
-            _say(component, f"{step} still running", started)
+            _say(comp.name, f"{step} still running", started)
 
     ticker = threading.Thread(target=heartbeat, daemon=True)
     ticker.start()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=cwd, env=_go_env(comp), capture_output=True, text=True)
     finally:
         done.set()
     log.write(proc.stdout + proc.stderr)
     log.flush()
     if proc.returncode != 0:
-        raise BuildError(f"{component}: {step} failed: {_cause(proc.stderr or proc.stdout)} (log: {log.name})")
+        raise BuildError(f"{comp.name}: {step} failed: {_cause(proc.stderr or proc.stdout)} (log: {log.name})")
     return proc.stdout
 
 
 def _cause(output: str) -> str:
-    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    """The one line of go's output that names what went wrong."""
+    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith("go: downloading")]
     for l in lines:
         low = l.lower()
         if any(s in low for s in ("dial tcp", "no such host", "connection refused", "i/o timeout", "proxyconnect")):
             return f"module proxy unreachable: {l}"
-    for l in lines:
-        if "error" in l.lower() or l.startswith(("go: ", "#")) is False and ": " in l:
-            return l
-    return lines[-1] if lines else "no output"
+    for l in lines:  # "go: mod@v: reading ...: 403" names the module; the next line only says why
+        if l.startswith("go: ") or ".go:" in l:
+            return l[:300]
+    return (lines[-1] if lines else "no output")[:300]
 
 
 def _local_replacement(comp: Component, old_path: str) -> str | None:
@@ -91,16 +94,18 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
         for src in own_main.glob("*.go"):
             shutil.copy(src, workdir / src.name)
     go = "go"
-    _run([go, "mod", "init", f"gitops-conformance.local/testbed/{comp.name}"], workdir, log, comp.name, "go mod init", started)
+    _run([go, "mod", "init", f"gitops-conformance.local/testbed/{comp.name}"], workdir, log, comp, "go mod init", started)
     edits = [f"-go={versions.go_version()}", f"-require={comp.module}@{comp.version}"]
     if comp.replaces == "copy":
         _say(comp.name, f"reading replace block of {comp.module}@{comp.version}", started)
-        out = _run([go, "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp.name, "go mod download", started)
+        out = _run([go, "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp, "go mod download", started)
         upstream = json.loads(out)["GoMod"]
-        parsed = json.loads(_run([go, "mod", "edit", "-json", upstream], workdir, log, comp.name, "parse upstream go.mod", started))
+        parsed = json.loads(_run([go, "mod", "edit", "-json", upstream], workdir, log, comp, "parse upstream go.mod", started))
         for rep in parsed.get("Replace") or []:
             old, new = rep["Old"], rep["New"]
             old_spec = old["Path"] + (f"@{old['Version']}" if old.get("Version") else "")
+            if old["Path"] in comp.replace_overrides or old["Path"] in comp.stub_modules:
+                continue  # handled below
             if new.get("Version"):
                 edits.append(f"-replace={old_spec}={new['Path']}@{new['Version']}")
             else:
@@ -109,7 +114,39 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
                     edits.append(f"-replace={old_spec}={target}")
                     # a staging module is required at v0.0.0 upstream; require the published one too
                     edits.append(f"-require={target}")
-    _run([go, "mod", "edit", *edits], workdir, log, comp.name, "write wrapper go.mod", started)
+    for old_path, target in comp.replace_overrides.items():
+        mod, ver = target.split()
+        edits.append(f"-replace={old_path}={mod}@{ver}")
+    for stub in comp.stub_modules:
+        stub_dir = workdir / "stubs" / stub.replace("/", "_")
+        stub_dir.mkdir(parents=True)
+        (stub_dir / "go.mod").write_text(f"module {stub}\n\ngo 1.20\n")
+        edits.append(f"-replace={stub}=./{stub_dir.relative_to(workdir)}")
+    edits += [f"-require={r}" for r in comp.extra_requires]
+    _run([go, "mod", "edit", *edits], workdir, log, comp, "write wrapper go.mod", started)
+
+
+def copy_assets(comp: Component, out_dir: Path) -> None:
+    """Copy CRDs/stock config from the pinned module into the cache (read at `up`, never committed)."""
+    if not comp.assets or (out_dir / "assets").is_dir():
+        return
+    proc = subprocess.run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"],
+                          env=_go_env(comp), capture_output=True, text=True, cwd=versions.cache_root())
+    if proc.returncode != 0:
+        raise BuildError(f"{comp.name}: cannot download {comp.module}@{comp.version} for its assets: {_cause(proc.stdout + proc.stderr)}")
+    src = Path(json.loads(proc.stdout)["Dir"])
+    tmp = out_dir / "assets.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for pattern in comp.assets:
+        matches = sorted(src.glob(pattern))
+        if not matches:
+            raise BuildError(f"{comp.name}: asset {pattern!r} not found in {comp.module}@{comp.version}")
+        for m in matches:
+            dest = tmp / m.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(m, dest)
+    tmp.rename(out_dir / "assets")
 
 
 def build_component(comp: Component, force: bool = False) -> bool:
@@ -117,6 +154,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     out_dir = versions.bin_dir(comp)
     stamp = out_dir / ".built.json"
     if not force and stamp.exists() and all((out_dir / b).exists() for b in comp.binaries):
+        copy_assets(comp, out_dir)
         print(f"[{comp.name}] {comp.version} cached in {out_dir}, nothing to do", flush=True)
         return False
     if shutil.which("go") is None:
@@ -135,7 +173,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
         for binary, package in comp.binaries.items():
             _say(comp.name, f"go build {binary}", started)
             _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
-                 workdir, log, comp.name, f"go build {binary}", started)
+                 workdir, log, comp, f"go build {binary}", started)
     (staging / ".built.json").write_text(json.dumps({
         "component": comp.name, "module": comp.module, "version": comp.version,
         "binaries": sorted(comp.binaries), "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
@@ -143,6 +181,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     }, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
+    copy_assets(comp, out_dir)
     _say(comp.name, f"built {', '.join(comp.binaries)} -> {out_dir}", started)
     return True
 

@@ -21,6 +21,11 @@ class Component:
     replaces: str = "copy"
     local_replaces: object = None
     ldflags: tuple[str, ...] = ()
+    stub_modules: tuple[str, ...] = ()
+    extra_requires: tuple[str, ...] = ()
+    replace_overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    assets: tuple[str, ...] = ()
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -40,6 +45,11 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
             replaces=spec.get("replaces", "copy"),
             local_replaces=spec.get("local_replaces"),
             ldflags=tuple(spec.get("ldflags") or ()),
+            stub_modules=tuple(spec.get("stub_modules") or ()),
+            extra_requires=tuple(spec.get("extra_requires") or ()),
+            replace_overrides=dict(spec.get("replace_overrides") or {}),
+            assets=tuple(spec.get("assets") or ()),
+            env={k: str(v) for k, v in (spec.get("env") or {}).items()},
         )
         for name, spec in data["components"].items()
     }
@@ -67,3 +77,8 @@ def binary_path(binary: str) -> Path:
         if binary in comp.binaries:
             return bin_dir(comp) / binary
     raise KeyError(f"no component builds a binary named {binary!r}")
+
+
+def asset_dir(name: str) -> Path:
+    """Files copied from a component's pinned module (CRDs, stock stages), see `assets`."""
+    return bin_dir(load()[name]) / "assets"
