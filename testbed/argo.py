@@ -23,6 +23,10 @@ def tool_dir(lay: Layout) -> Path:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target)
+    wrapper = d / "git-verify-wrapper.sh"
+    if not wrapper.exists():
+        shutil.copyfile(versions.asset_dir("argocd") / "hack" / "git-verify-wrapper.sh", wrapper)
+        wrapper.chmod(0o755)
     return d
 
 
@@ -75,6 +79,8 @@ def repo_server(lay: Layout) -> ProcessSpec:
     # each process its own askpass socket, so two testbeds never share one
     env["ARGOCD_ASK_PASS_SOCK"] = str(lay.dir("run") / "reposerver-ask-pass.sock")
     env["ARGOCD_PLUGINSOCKFILEPATH"] = str(lay.dir("argocd", "plugins"))
+    # repo checkouts go under the state dir, not a /tmp/_argocd-repo shared by every testbed
+    env["TMPDIR"] = str(lay.dir("argocd", "tmp"))
     port = lay.ports["argocd-repo-server"]
     return ProcessSpec(
         name="argocd-repo-server", port=port, env=env,
@@ -131,8 +137,7 @@ def notifications(lay: Layout) -> ProcessSpec:
         health_timeout=settings.HEALTH_TIMEOUT["argocd-notifications"],
         argv=[str(versions.binary_path("argocd")), "--loglevel", "info",
               "--metrics-port", str(metrics),
-              "--argocd-repo-server", f"127.0.0.1:{lay.ports['argocd-repo-server']}",
-              "--redis", _redis_addr(lay)],
+              "--argocd-repo-server", f"127.0.0.1:{lay.ports['argocd-repo-server']}"],
     )
 
 
@@ -145,7 +150,7 @@ def rollouts_controller(lay: Layout) -> ProcessSpec:
         health_timeout=settings.HEALTH_TIMEOUT["rollouts-controller"],
         argv=[str(versions.binary_path("rollouts-controller")), "--kubeconfig", str(lay.kubeconfig),
               "--leader-elect=false", "--healthzPort", str(healthz),
-              "--metricsport", str(lay.ports["rollouts-metrics"]), "--loglevel", "info"],
+              "--metricsPort", str(lay.ports["rollouts-metrics"]), "--loglevel", "info"],
     )
 
 

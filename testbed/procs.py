@@ -53,8 +53,10 @@ def http_ok(url: str, timeout: float = 2.0, headers: dict[str, str] | None = Non
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # health only; the suite verifies TLS where it matters
     req = urllib.request.Request(url, headers=headers or {})
+    # loopback only: never route a health probe through HTTP(S)_PROXY from the environment
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             return 200 <= resp.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False

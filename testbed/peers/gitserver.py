@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterable
@@ -214,6 +213,11 @@ class BadRequest(Exception):
         self.status = status
 
 
+class _Null:
+    def write(self, b) -> int:
+        return len(b)
+
+
 class GitHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "testbed-gitserver/1"
@@ -242,6 +246,8 @@ class GitHandler(BaseHTTPRequestHandler):
         self._sent = 0
         self._received = 0
         self._chunked = False
+        if self.headers.get("Expect", "").lower() != "100-continue":
+            self._expect_refused = False
 
     def _finish_log(self) -> None:
         path = self.path.split("?", 1)[0] if isinstance(self.path, str) else "-"
@@ -275,7 +281,7 @@ class GitHandler(BaseHTTPRequestHandler):
     def _simple(self, status: int, text: str, headers: dict[str, str] | None = None,
                 ctype: str = "text/plain; charset=utf-8") -> None:
         body = (text + "\n").encode() if not ctype.startswith("application/json") else text.encode()
-        if self._has_body() and not self._body_read:
+        if self._has_body() and not self._body_read and not self._drain_body():
             self.close_connection = True  # we did not read what the client sent: do not reuse
         self.send_response(status)
         for k, v in (headers or {}).items():
@@ -292,6 +298,30 @@ class GitHandler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, obj) -> None:
         self._simple(status, json.dumps(obj) + "\n", ctype="application/json")
+
+    def handle_expect_100(self) -> bool:
+        """Send `100 Continue` only to a request we will accept; otherwise answer without the body."""
+        self._expect_refused = False
+        path = self.path.split("?", 1)[0]
+        user, access = self.users.check(self.headers.get("Authorization"))
+        pushing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in self.path
+        if path != "/healthz" and (user is None or (pushing and access != "write")):
+            self._expect_refused = True  # the final status goes out instead of 100; the body is never sent
+            return True
+        return super().handle_expect_100()
+
+    def _drain_body(self) -> bool:
+        """Read and drop a small unread request body so the connection can be reused."""
+        if getattr(self, "_expect_refused", False):
+            return False
+        cl = self.headers.get("Content-Length", "")
+        if self.headers.get("Transfer-Encoding") or not cl.strip().isdigit() or int(cl) > (1 << 20):
+            return False
+        try:
+            self._read_body_to(_Null())
+            return True
+        except (BadRequest, OSError):
+            return False
 
     def _has_body(self) -> bool:
         te = self.headers.get("Transfer-Encoding", "")

@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import re
 import sys
 import threading
@@ -93,6 +94,12 @@ def _bearer(value: str | None) -> str | None:
     if scheme.lower() == "bearer" and cred.strip():
         return cred.strip()
     return None
+
+
+def _child_env() -> dict[str, str]:
+    """Let `python -m testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
+    extra = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(REPO_ROOT) + (os.pathsep + extra if extra else ""), "PYTHONUNBUFFERED": "1"}
 
 
 class _Store:
@@ -318,7 +325,7 @@ def spec(state_dir: Path, port: int, slack_token_sha256: str | None = None, name
     if slack_token_sha256:
         argv += ["--slack-token-sha256", slack_token_sha256]
     return ProcessSpec(
-        name=name, argv=argv, env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}, port=port,
+        name=name, argv=argv, env=_child_env(), port=port,
         health_url=f"http://127.0.0.1:{port}/healthz", health_timeout=15.0, cwd=str(REPO_ROOT),
     )
 

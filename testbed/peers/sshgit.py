@@ -156,8 +156,12 @@ def _ensure_wrapper(state_dir: Path) -> Path:
     return p["wrapper"]
 
 
-def generate_keypair(directory: Path, name: str = "id_ed25519", comment: str = "testbed") -> tuple[Path, str]:
-    """Make an unencrypted ed25519 key pair in `directory`; returns (private key path, public key line)."""
+def generate_keypair(directory: Path, name: str = "id_ed25519", comment: str | None = None) -> tuple[Path, str]:
+    """Make an unencrypted ed25519 key pair in `directory`; returns (private key path, public key line).
+
+    The comment (default `testbed-<name>`) becomes the key's label in the access log.
+    """
+    comment = comment or f"testbed-{name}"
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / name
@@ -195,7 +199,6 @@ HostKey {p['hostkey']}
 PidFile {p['pid']}
 AuthorizedKeysFile {p['authorized_keys']}
 AuthorizedPrincipalsFile none
-AuthorizedKeysCommand none
 AuthenticationMethods publickey
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -272,9 +275,9 @@ def spec(state_dir: Path, port: int, root: Path, name: str = "sshgit") -> Proces
 
 def add_authorized_key(state_dir: Path, pubkey: str | Path, read_only: bool = False) -> str:
     """Authorize a public key (the line, or a .pub file) for git over SSH; returns the line written."""
-    if isinstance(pubkey, Path) or (isinstance(pubkey, str) and "\n" not in pubkey.strip()
-                                    and not pubkey.strip().split(" ", 1)[0] in KEY_TYPES
-                                    and Path(pubkey).is_file()):
+    if isinstance(pubkey, Path):
+        pubkey = pubkey.read_text()
+    elif pubkey.strip().split(" ", 1)[0] not in KEY_TYPES and "\n" not in pubkey.strip() and Path(pubkey).is_file():
         pubkey = Path(pubkey).read_text()
     words = pubkey.strip().split()
     if len(pubkey.strip().splitlines()) != 1 or len(words) < 2 or words[0] not in KEY_TYPES:

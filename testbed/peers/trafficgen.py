@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -35,6 +36,12 @@ from testbed.procs import ProcessSpec
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TICK = 0.5
 DEFAULT_RPS = 100.0
+
+
+def _child_env() -> dict[str, str]:
+    """Let `python -m testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
+    extra = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(REPO_ROOT) + (os.pathsep + extra if extra else ""), "PYTHONUNBUFFERED": "1"}
 
 
 class Traffic:
@@ -177,7 +184,7 @@ def spec(state_dir: Path, port: int, services: list[str] | tuple[str, ...] = (),
     for svc in services:
         argv += ["--service", svc]
     return ProcessSpec(
-        name=name, argv=argv, env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}, port=port,
+        name=name, argv=argv, env=_child_env(), port=port,
         health_url=f"http://127.0.0.1:{port}/healthz", health_timeout=15.0, cwd=str(REPO_ROOT),
     )
 

@@ -1,0 +1,92 @@
+"""`gitops-conformance`: the project's one command line.
+
+  gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
+  gitops-conformance certify [pytest options]   run the suites, print verdict and report path
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _testbed(args: argparse.Namespace) -> int:
+    from testbed import build
+    from testbed.stack import Testbed, TestbedError
+
+    if args.action == "build":
+        return build.build_all(args.components or None, force=args.force)
+    tb = Testbed(args.state_dir)
+    try:
+        if args.action == "up":
+            if tb.is_up():
+                print(f"testbed already up in {tb.state_dir}")
+            else:
+                tb.up()
+            for name, url in tb.endpoints().items():
+                print(f"  {name:<16} {url}")
+            print(f"  {'kubeconfig':<16} {tb.layout.kubeconfig}")
+            print(f"  {'logs':<16} {tb.state_dir / 'logs'}")
+            print(f'use it: eval "$(gitops-conformance testbed env --state-dir {tb.state_dir})"')
+        elif args.action == "down":
+            tb.down()
+        elif args.action == "status":
+            rows = tb.status()
+            if not rows:
+                print(f"no testbed in {tb.state_dir}")
+                return 1
+            for r in rows:
+                health = "healthy" if r["healthy"] else ("running, not answering" if r["alive"] else "DEAD")
+                print(f"  {r['component']:<31} pid {r['pid']:<7} port {r['port'] or '-':<6} {health}")
+            return 0 if all(r["healthy"] for r in rows) else 1
+        elif args.action == "env":
+            if not tb.is_up():
+                print(f"no running testbed in {tb.state_dir}", file=sys.stderr)
+                return 1
+            for k, v in tb.env().items():
+                print(f"export {k}={shlex.quote(v)}")
+    except TestbedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _certify(args: argparse.Namespace, rest: list[str]) -> int:
+    report_dir = Path(args.report_dir)
+    cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "suites"), "--report-dir", str(report_dir), *rest]
+    code = subprocess.call(cmd, cwd=REPO_ROOT)
+    result = report_dir / "conformance.json"
+    if result.exists():
+        verdict = json.loads(result.read_text()).get("verdict", "?")
+        print(f"\nverdict: {verdict}\nreport:  {report_dir.resolve()}")
+    else:
+        print(f"\nno report was written to {report_dir} (pytest exit code {code})", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="gitops-conformance", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    tb = sub.add_parser("testbed", help="the local testbed (real control plane and Argo stack as host processes)")
+    tb.add_argument("action", choices=["build", "up", "down", "status", "env"])
+    tb.add_argument("components", nargs="*", help="build only these components (default: all)")
+    tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
+    tb.add_argument("--force", action="store_true", help="build: rebuild even if cached")
+    cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")
+    cert.add_argument("--report-dir", default=str(REPO_ROOT / "reports" / "latest"))
+    args, rest = ap.parse_known_args(argv)
+    if args.command == "testbed":
+        if rest:
+            ap.error(f"unrecognised arguments: {' '.join(rest)}")
+        return _testbed(args)
+    return _certify(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
