@@ -1,0 +1,7 @@
+"""Registers the suite's plugins for suites/ and tests/ alike.
+
+fixtures.results  the results contract (markers, conformance.json, junit.xml, evidence)
+fixtures.plugin   options, cluster target, per-test resources, diagnostics, cleanup
+scenarios.fixtures the procedure's steps as factory fixtures
+"""
+pytest_plugins = ["fixtures.results", "fixtures.plugin", "scenarios.fixtures"]

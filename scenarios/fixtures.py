@@ -1,0 +1,67 @@
+"""Scenario factory fixtures: each performs procedure steps as a user would and hands the
+test what it made. Registered for suites/ and tests/ by the top-level conftest."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import pytest
+
+from fixtures import checks, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.cleanup import Tracker
+from fixtures.gitrepo import GitRepo
+from fixtures.kube import Kube
+from fixtures.plugin import Diagnostics
+
+from . import applications, myapp, repos
+
+FIRST_SYNC_TIMEOUT = 90.0
+
+
+@dataclasses.dataclass
+class DeployedApp:
+    """Step 2 done: the myapp layout in a fresh repo and its Application, synced."""
+
+    name: str
+    namespace: str
+    repo: GitRepo
+    manifest: dict
+    synced_revision: str
+    image: str = myapp.DEFAULT_IMAGE
+
+
+@pytest.fixture
+def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                 git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
+                 unique: Callable[[str], str]) -> Callable[..., DeployedApp]:
+    """deploy_myapp(**changes) -> DeployedApp. `changes` alter the procedure's Application
+    (dotted paths, e.g. {"spec.syncPolicy.automated.selfHeal": False}); the self-tests use
+    them to break the setup on purpose. `via_cli=True` creates it with `argocd app create`."""
+
+    def make(*, via_cli: bool = False, wait: bool = True, image: str = myapp.DEFAULT_IMAGE,
+             changes: dict | None = None) -> DeployedApp:
+        repo = git_repo("myapp")
+        ns = namespace("prod", create=False)  # CreateNamespace=true makes it, as in the procedure
+        myapp.write_layout(repo, ns, image=image)
+        sha = repo.commit_and_push("Add myapp application manifests")
+        repos.register_https(argocd, repo)
+        name = unique("myapp-prod")
+        manifest = applications.application(name, repo.url, myapp.PROD_PATH, ns)
+        if changes:
+            manifest = applications.with_changes(manifest, **changes)
+        diagnostics.apps.append(name)
+        if via_cli:
+            applications.create_with_cli(argocd, tracker, name, repo.url, myapp.PROD_PATH, ns)
+        else:
+            applications.apply(kube, tracker, manifest)
+        if wait:
+            checks.eventually(
+                checks.all_of(probes.app_synced(argocd, name, revision=sha),
+                              probes.deployment(kube, ns, "myapp", replicas=5)),
+                timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 2)",
+                expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp with 5 replicas available in {ns}",
+                remediation=hints.ON_FAILURE[2])
+        return DeployedApp(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha, image=image)
+
+    return make

@@ -1,0 +1,393 @@
+"""Tests for the fixtures.results plugin, driving inner pytest runs with pytester."""
+pytest_plugins = ["pytester"]
+
+import base64  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import xml.etree.ElementTree as ET  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+import fixtures  # noqa: E402
+from fixtures.redact import clear_secrets  # noqa: E402
+from fixtures.results import VALIDATION_ITEMS, percentile  # noqa: E402
+
+REPO_ROOT = Path(fixtures.__file__).resolve().parent.parent
+PLANTED = "planted-S3cret-Value-9z"  # registered by the inner test, then leaked on purpose
+PATTERN_ONLY = "never-registered-pw-77"  # caught by the password: pattern only
+
+MIXED = f'''
+import pytest
+from fixtures import checks
+from fixtures.redact import register_secret
+
+@pytest.mark.validation("install")
+@pytest.mark.parametrize("seconds", [1.0, 2.0, 3.0, 4.0, 10.0])
+def test_install(record_metric, seconds):
+    record_metric("commit_to_synced_s", seconds)
+
+@pytest.mark.validation("repo_auth")
+def test_repo_auth_times_out(record_check, monkeypatch):
+    register_secret("{PLANTED}")
+    record_check("repo listed", "Successful", "Successful", True)
+    print("stdout also has {PLANTED}")
+    monkeypatch.setattr(checks, "_sleep", lambda s: None)
+    checks.eventually(
+        lambda: checks.pending("auth failed for {PLANTED}, password: {PATTERN_ONLY}"),
+        timeout=0, what="repo connected", expected="ConnectionStatus Successful",
+        remediation="check the repo Secret",
+        evidence=lambda: {{"repo secret": "kind: Secret\\ndata:\\n  password: "
+                          + __import__("base64").b64encode(b"{PLANTED}").decode() + "\\n",
+                          "server log": "rejected {PLANTED}"}})
+
+@pytest.mark.validation("repo_auth")
+def test_repo_auth_plain_assert():
+    secret = "{PLANTED}"
+    assert secret == "something else", "login failed with password: {PATTERN_ONLY}"
+
+@pytest.mark.validation("auto_sync")
+def test_auto_sync():
+    pytest.skip("no webhook configured")
+
+@pytest.mark.validation("self_heal")
+def test_self_heal_ok(record_metric):
+    record_metric("revert_s", 7.5)
+
+@pytest.mark.validation("self_heal")
+@pytest.mark.skip(reason="optional variant")
+def test_self_heal_variant():
+    pass
+
+@pytest.fixture
+def broken_cluster():
+    raise RuntimeError("cannot reach apiserver")
+
+@pytest.mark.validation("prune")
+def test_prune(broken_cluster):
+    pass
+
+def test_unmarked_helper():
+    pass
+'''
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch):
+    monkeypatch.delenv("GITOPS_CONFORMANCE_REPORT_DIR", raising=False)
+    monkeypatch.setenv("GITOPS_CONFORMANCE_RUN_ID", "unit-run-0001")
+    yield
+    clear_secrets()  # inner runs share this process's registry
+
+
+def run(pytester, *args):
+    return pytester.runpytest("-p", "fixtures.results", "--strict-markers",
+                              "-p", "no:cacheprovider", *args)
+
+
+def load(report_dir: Path) -> dict:
+    return json.loads((report_dir / "conformance.json").read_text())
+
+
+@pytest.fixture
+def mixed(pytester):
+    pytester.makepyfile(test_conf=MIXED)
+    report_dir = pytester.path / "out"
+    result = run(pytester, "--report-dir", str(report_dir), "-o", "junit_logging=all")
+    return result, report_dir, load(report_dir)
+
+
+def test_mixed_run_statuses(mixed):
+    result, _, report = mixed
+    result.assert_outcomes(passed=7, failed=2, skipped=2, errors=1)
+    status = {name: item["status"] for name, item in report["items"].items()}
+    assert list(status) == list(VALIDATION_ITEMS)  # every item, in the fixed order
+    assert status == {
+        "install": "pass", "repo_auth": "fail", "auto_sync": "not_run", "self_heal": "pass",
+        "prune": "error", "app_of_apps": "not_run", "image_promotion": "not_run",
+        "canary": "not_run", "notifications": "not_run", "drift_alerts": "not_run",
+        "rbac": "not_run",
+    }
+    assert report["summary"] == {"pass": 2, "fail": 1, "error": 1, "not_run": 7}
+    assert report["verdict"] == "NOT CERTIFIED"
+    for name in ("repo_auth", "prune", "auto_sync", "canary", "rbac"):
+        assert any(reason.startswith(name + ": ") for reason in report["reasons"])
+    assert not any(reason.startswith("install") for reason in report["reasons"])
+    assert report["items"]["auto_sync"]["skip_reasons"] == ["no webhook configured"]
+    assert "auto_sync: not_run (all 1 tests skipped: no webhook configured)" in report["reasons"]
+    assert report["items"]["self_heal"]["skip_reasons"] == ["optional variant"]
+    assert report["run_id"] == "unit-run-0001"
+    assert report["schema_version"] == 1
+    assert report["started_at"].endswith("Z") and report["finished_at"] >= report["started_at"]
+    assert report["cluster"] == {} and report["engine"] == {}
+    assert report["options"]["report_dir"].endswith("out")
+
+
+def test_mixed_run_test_entries_and_checks(mixed):
+    _, report_dir, report = mixed
+    tests = {t["nodeid"].split("::")[1]: t for t in report["items"]["repo_auth"]["tests"]}
+    timed_out = tests["test_repo_auth_times_out"]
+    assert timed_out["outcome"] == "failed"
+    assert "repo connected: expected ConnectionStatus Successful; observed" in timed_out["message"]
+    assert "On failure: check the repo Secret" in timed_out["message"]
+    assert timed_out["duration"] >= 0
+    recorded, auto = timed_out["checks"]
+    assert recorded == {"name": "repo listed", "expected": "Successful", "observed": "Successful",
+                        "passed": True, "remediation": ""}
+    assert auto["name"] == "repo connected" and auto["passed"] is False
+    assert auto["expected"] == "ConnectionStatus Successful"
+    assert auto["remediation"] == "check the repo Secret"
+    assert auto["evidence"] == timed_out["evidence"]
+    assert sorted(timed_out["evidence"]) == [
+        "evidence/repo_auth/test_conf.py_test_repo_auth_times_out/repo_secret.txt",
+        "evidence/repo_auth/test_conf.py_test_repo_auth_times_out/server_log.txt",
+    ]
+    for rel in timed_out["evidence"]:
+        assert (report_dir / rel).is_file()
+    assert "password" in (report_dir / timed_out["evidence"][0]).read_text()  # keys kept
+    prune = report["items"]["prune"]["tests"][0]
+    assert prune["outcome"] == "error" and "cannot reach apiserver" in prune["message"]
+    unmarked = [t for i in report["items"].values() for t in i["tests"]
+                if "unmarked" in t["nodeid"]]
+    assert unmarked == []
+
+
+def test_no_secret_in_any_report_file(mixed):
+    result, report_dir, _ = mixed
+    files = [p for p in report_dir.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"conformance.json", "junit.xml", "repo_secret.txt", "server_log.txt"} <= names
+    needles = [PLANTED, base64.b64encode(PLANTED.encode()).decode().rstrip("="), PATTERN_ONLY]
+    for path in files:
+        text = path.read_text(errors="replace")
+        for needle in needles:
+            assert needle not in text, f"{needle} leaked into {path}"
+    # the terminal output is redacted too
+    for needle in needles:
+        assert needle not in result.stdout.str()
+    # junit.xml is well-formed and carries the (redacted) failure
+    root = ET.parse(report_dir / "junit.xml").getroot()
+    failures = root.findall(".//failure")
+    assert len(failures) == 2
+    assert any("repo connected: expected" in (f.get("message") or "") for f in failures)
+
+
+def test_metrics_p50_p95(mixed):
+    _, _, report = mixed
+    metric = report["items"]["install"]["metrics"]["commit_to_synced_s"]
+    assert sorted(metric["values"]) == [1.0, 2.0, 3.0, 4.0, 10.0]
+    assert metric["p50"] == pytest.approx(3.0)
+    assert metric["p95"] == pytest.approx(8.8)  # linear interpolation between 4 and 10
+    single = report["items"]["self_heal"]["metrics"]["revert_s"]
+    assert single == {"values": [7.5]}  # no percentiles from one value
+
+
+def test_percentile_helper():
+    assert percentile([5.0], 95) == 5.0
+    assert percentile([1.0, 2.0], 50) == 1.5
+    assert percentile([3.0, 1.0, 2.0], 100) == 3.0
+
+
+def test_all_items_pass_is_certified(pytester):
+    body = "import pytest\n" + "".join(
+        f'@pytest.mark.validation("{name}")\ndef test_{name}():\n    pass\n'
+        for name in VALIDATION_ITEMS)
+    pytester.makepyfile(test_all=body)
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir)).assert_outcomes(passed=11)
+    report = load(report_dir)
+    assert report["verdict"] == "CERTIFIED"
+    assert report["reasons"] == []
+    assert report["summary"] == {"pass": 11, "fail": 0, "error": 0, "not_run": 0}
+
+
+def test_unknown_item_is_a_usage_error(pytester):
+    pytester.makepyfile(test_bad='''
+        import pytest
+        @pytest.mark.validation("self-heal")
+        def test_x():
+            pass
+    ''')
+    result = run(pytester, "--report-dir", str(pytester.path / "out"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "test_bad.py::test_x" in err and "'self-heal'" in err and "self_heal" in err
+    # the run is never certified, and the report says why
+    report = load(pytester.path / "out")
+    assert report["verdict"] == "NOT CERTIFIED"
+    assert any("exit status 4" in r for r in report["reasons"])
+
+
+def test_validation_marker_needs_exactly_one_item(pytester):
+    pytester.makepyfile(test_bad='''
+        import pytest
+        @pytest.mark.validation("install", "rbac")
+        def test_x():
+            pass
+    ''')
+    assert run(pytester).ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_dash_m_selects_one_item(pytester):
+    pytester.makepyfile(test_sel='''
+        import pytest
+        @pytest.mark.validation("self_heal")
+        def test_heal_a():
+            pass
+        @pytest.mark.validation("self_heal")
+        def test_heal_b():
+            pass
+        @pytest.mark.validation("prune")
+        def test_prune():
+            pass
+        @pytest.mark.validation(item="rbac")
+        def test_rbac():
+            pass
+    ''')
+    report_dir = pytester.path / "out"
+    result = run(pytester, "--report-dir", str(report_dir), "-m", "self_heal")
+    result.assert_outcomes(passed=2, deselected=2)
+    report = load(report_dir)
+    assert report["items"]["self_heal"]["status"] == "pass"
+    assert len(report["items"]["self_heal"]["tests"]) == 2
+    others = {n: i["status"] for n, i in report["items"].items() if n != "self_heal"}
+    assert set(others.values()) == {"not_run"}
+    assert report["verdict"] == "NOT CERTIFIED"
+    assert report["options"]["markexpr"] == "self_heal"
+
+
+def test_run_info_sections_and_redaction(pytester):
+    pytester.makeconftest('''
+        from fixtures import checks
+        from fixtures.results import set_run_info
+        def pytest_addoption(parser):
+            parser.addoption("--git-token")
+        def pytest_configure(config):
+            checks.set_timeout_scale(2.5)  # as the suite's conftest does from --timeout-scale
+            config.add_cleanup(lambda: checks.set_timeout_scale(1.0))
+            set_run_info(config, "cluster", {"kubernetes": "v1.30.2", "nodes": 3})
+            set_run_info(config, "engine.argocd", "v2.12.0")
+            set_run_info(config, "options.repo", "https://bob:hunter2-opt@git.example.com/r.git")
+    ''')
+    pytester.makepyfile(test_one='''
+        import pytest
+        @pytest.mark.validation("install")
+        def test_install():
+            pass
+    ''')
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir), "--git-token", "tok-secret-in-argv")
+    report = load(report_dir)
+    assert report["cluster"] == {"kubernetes": "v1.30.2", "nodes": 3}
+    assert report["engine"] == {"argocd": "v2.12.0"}
+    assert report["options"]["repo"] == "https://bob:***@git.example.com/r.git"
+    assert report["options"]["timeout_scale"] == 2.5
+    assert "--git-token ***" in report["options"]["args"]
+    text = (report_dir / "conformance.json").read_text()
+    assert "hunter2-opt" not in text and "tok-secret-in-argv" not in text
+
+
+def test_set_run_info_rejects_unknown_sections():
+    from fixtures.results import set_run_info
+
+    class Cfg:
+        stash = pytest.Stash()
+
+    with pytest.raises(ValueError):
+        set_run_info(Cfg(), "clusters.x", 1)
+    with pytest.raises(TypeError):
+        set_run_info(Cfg(), "cluster", "not a dict")
+
+
+def test_report_dir_from_env_and_default(pytester, monkeypatch):
+    pytester.makepyfile(test_one='''
+        import pytest
+        @pytest.mark.validation("rbac")
+        def test_rbac():
+            pass
+    ''')
+    run(pytester)
+    default = pytester.path / "reports" / "latest"
+    assert load(default)["items"]["rbac"]["status"] == "pass"
+    assert (default / "junit.xml").is_file()
+
+    monkeypatch.setenv("GITOPS_CONFORMANCE_REPORT_DIR", str(pytester.path / "from-env"))
+    run(pytester)
+    assert load(pytester.path / "from-env")["items"]["rbac"]["status"] == "pass"
+
+
+def test_user_junit_path_is_respected(pytester):
+    pytester.makepyfile(test_one="import pytest\n@pytest.mark.validation('rbac')\ndef test_x():\n    pass\n")
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir), "--junit-xml", str(pytester.path / "mine.xml"))
+    assert (pytester.path / "mine.xml").is_file()
+    assert not (report_dir / "junit.xml").exists()
+    assert (report_dir / "conformance.json").is_file()
+
+
+def test_no_conformance_test_writes_no_verdict(pytester):
+    """The harness's own tests (no validation marker) must not overwrite a real report."""
+    pytester.makepyfile(test_one="def test_x():\n    pass\n")
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir))
+    assert not (report_dir / "conformance.json").exists()
+
+
+def test_xfail_and_teardown_error(pytester):
+    pytester.makepyfile(test_x='''
+        import pytest
+        @pytest.mark.validation("canary")
+        @pytest.mark.xfail(reason="known broken")
+        def test_canary():
+            assert False
+        @pytest.fixture
+        def leaky():
+            yield
+            raise RuntimeError("cleanup failed")
+        @pytest.mark.validation("notifications")
+        def test_notifications(leaky):
+            pass
+    ''')
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir))
+    items = load(report_dir)["items"]
+    assert items["canary"]["status"] == "fail"  # an expected failure does not validate
+    assert items["notifications"]["status"] == "error"
+    assert "cleanup failed" in items["notifications"]["tests"][0]["message"]
+
+
+def test_record_evidence_fixture(pytester):
+    pytester.makepyfile(test_ev='''
+        import pytest
+        @pytest.mark.validation("drift_alerts")
+        def test_drift(record_evidence):
+            path = record_evidence("alert payload", "Authorization: Bearer abcdefghijklmnopqrstu")
+            assert path.startswith("evidence/drift_alerts/")
+    ''')
+    report_dir = pytester.path / "out"
+    run(pytester, "--report-dir", str(report_dir)).assert_outcomes(passed=1)
+    test = load(report_dir)["items"]["drift_alerts"]["tests"][0]
+    (rel,) = test["evidence"]
+    assert (report_dir / rel).read_text() == "Authorization: Bearer ***"
+
+
+def test_live_progress_reaches_stderr_despite_capture(pytester, monkeypatch):
+    """Subprocess run: the progress line must escape pytest's fd-level capture."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    pytester.makepyfile(test_wait='''
+        import pytest
+        from fixtures import checks
+
+        @pytest.mark.validation("prune")
+        def test_wait(monkeypatch):
+            now = [0.0]
+            monkeypatch.setattr(checks, "_clock", lambda: now[0])
+            monkeypatch.setattr(checks, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
+            with pytest.raises(checks.CheckFailed):
+                checks.eventually(lambda: checks.pending("OutOfSync"), timeout=25,
+                                  what="orphan pruned", expected="gone")
+    ''')
+    result = pytester.runpytest_subprocess("-p", "fixtures.results", "-p", "no:cacheprovider",
+                                           "--report-dir", str(pytester.path / "out"))
+    result.assert_outcomes(passed=1)
+    assert "waiting for orphan pruned: OutOfSync (" in result.stderr.str()
