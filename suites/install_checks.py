@@ -1,0 +1,67 @@
+"""Checks for the install item (procedure step 1): the API, the CLI login, the UI endpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from fixtures import checks, hints
+from fixtures.argocd import ArgoCD, admin_password
+from fixtures.checks import Observation
+
+API_TIMEOUT = 30.0
+
+
+def api_version(argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
+    def probe() -> Observation:
+        try:
+            resp = argocd.request("GET", "/api/version", timeout=5)
+        except requests.RequestException as exc:
+            return Observation.pending(f"no answer from {argocd.url}: {type(exc).__name__}")
+        if resp.status_code != 200:
+            return Observation.pending(f"HTTP {resp.status_code} from /api/version")
+        version = resp.json().get("Version", "")
+        return Observation.ok(version) if version else Observation.pending(f"no Version in {resp.text[:100]}")
+
+    return checks.eventually(probe, timeout=timeout, what=f"Argo CD API at {argocd.url}",
+                             expected="HTTP 200 from /api/version with a version",
+                             remediation=hints.ON_FAILURE[1]).observed
+
+
+def cli_login_and_list(argocd: ArgoCD, kube, target, config_dir: Path) -> str:
+    """`argocd login <server> --username admin --password ... --plaintext|--insecure`, then
+    `argocd app list` on the stored session, with a private CLI config (the user's
+    ~/.config/argocd is never touched)."""
+    import urllib.parse
+
+    password = admin_password(kube, target.argocd_namespace)
+    server = urllib.parse.urlparse(argocd.url)
+    user = ArgoCD(url=argocd.url, token="", env=argocd.env, config_dir=config_dir, namespace=argocd.namespace)
+    flag = "--plaintext" if server.scheme == "http" else "--insecure"
+    proc = user.cli("login", server.netloc, "--username", "admin", "--password", password, flag, check=False)
+    checks.expect(proc.returncode == 0, what="argocd login as admin", expected="login succeeds",
+                  observed=(proc.stderr or proc.stdout).strip()[:300], remediation=hints.ON_FAILURE[1])
+    proc = user.cli("app", "list", check=False)
+    checks.expect(proc.returncode == 0 and "NAME" in proc.stdout, what="argocd app list after login",
+                  expected="a table with a NAME header", observed=(proc.stderr or proc.stdout).strip()[:300],
+                  remediation=hints.ON_FAILURE[1])
+    return proc.stdout.splitlines()[0]
+
+
+def ui_answers(url: str, strict: bool, timeout: float = API_TIMEOUT) -> str:
+    """The web UI endpoint answers over HTTP(S). `strict` also requires Argo CD's own page:
+    the local testbed's server is built from the Go module, which carries no compiled UI."""
+    def probe() -> Observation:
+        try:
+            resp = requests.get(f"{url}/", timeout=5, verify=False)
+        except requests.RequestException as exc:
+            return Observation.pending(f"no answer: {type(exc).__name__}")
+        seen = f"HTTP {resp.status_code} {resp.headers.get('Content-Type', '')}"
+        if resp.status_code != 200 or "text/html" not in resp.headers.get("Content-Type", ""):
+            return Observation.pending(seen)
+        if strict and "Argo CD" not in resp.text:
+            return Observation.failed(seen + ", but the page is not Argo CD's UI")
+        return Observation.ok(seen)
+
+    return checks.eventually(probe, timeout=timeout, what=f"web UI at {url}/", expected="HTTP 200 text/html",
+                             remediation=hints.ON_FAILURE[1]).observed

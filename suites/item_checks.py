@@ -1,0 +1,127 @@
+"""The checks behind each Validation item, as functions, so the suites and the self-tests
+that break the setup on purpose run exactly the same code.
+
+Every function either returns what it measured or raises `CheckFailed` saying what was
+expected, what was seen, and the procedure's "On failure" hint.
+"""
+from __future__ import annotations
+
+import time
+
+from fixtures import checks, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.checks import Observation
+from fixtures.kube import Kube
+from scenarios import myapp
+from scenarios.fixtures import DeployedApp
+
+# Bounds (seconds, before --timeout-scale). The testbed answers in seconds; these leave
+# room for a busy CI runner and for a real cluster's reconciliation.
+SYNC_AFTER_COMMIT = 60.0
+SELF_HEAL = 60.0
+PRUNE = 60.0
+
+
+def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedApp):
+    def collect() -> dict[str, str]:
+        return {"application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
+                "events": kube.events(app.namespace)}
+    return collect
+
+
+# ----- auto_sync -------------------------------------------------------------------------
+
+def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str | None = None,
+                     replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
+    """Commit a change to the prod overlay; the app must become Synced at that commit and the
+    Deployment must change. Returns seconds from push to synced."""
+    myapp.set_prod(app.repo, tag=tag, replicas=replicas)
+    change = ", ".join(f"{k}={v}" for k, v in (("tag", tag), ("replicas", replicas)) if v is not None)
+    sha = app.repo.commit_and_push(f"Change prod: {change}")
+    t0 = time.monotonic()
+    checks.eventually(
+        checks.all_of(probes.app_synced(argocd, app.name, revision=sha),
+                      probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
+                                        image=f"{app.image}:{tag}" if tag else None)),
+        timeout=timeout, what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
+        expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
+        remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
+                    "timeout.reconciliation polls within the bound.",
+        evidence=_evidence(kube, argocd, app))
+    return time.monotonic() - t0
+
+
+# ----- self_heal -------------------------------------------------------------------------
+
+def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, *, timeout: float = SELF_HEAL) -> float:
+    """Make an out-of-band change with kubectl (`scale`, `set-image`, `delete-service`); the
+    engine must undo it. Returns seconds from the change to the reverted state."""
+    ns = app.namespace
+    expected_image = f"{app.image}:v1.0.0"
+    if drift == "scale":
+        kube.kubectl("-n", ns, "scale", "deployment/myapp", "--replicas=1")
+        probe = probes.deployment(kube, ns, "myapp", replicas=5, available=False)
+        what, expected = "kubectl scale deployment/myapp --replicas=1", "replicas back to 5 (from Git)"
+    elif drift == "set-image":
+        kube.kubectl("-n", ns, "set", "image", "deployment/myapp", "myapp=ghcr.io/username/myapp:hotfix")
+        probe = probes.deployment(kube, ns, "myapp", image=expected_image, available=False)
+        what, expected = "kubectl set image ... myapp:hotfix", f"image back to {expected_image} (from Git)"
+    elif drift == "delete-service":
+        kube.kubectl("-n", ns, "delete", "service", "myapp", "--wait=true")
+        probe = probes.exists(kube, "service", "myapp", ns)
+        what, expected = "kubectl delete service myapp", "Service myapp recreated (from Git)"
+    else:
+        raise ValueError(f"unknown drift {drift!r}")
+    t0 = time.monotonic()
+    checks.eventually(
+        probe, timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
+        remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
+        evidence=_evidence(kube, argocd, app))
+    return time.monotonic() - t0
+
+
+# ----- prune -------------------------------------------------------------------------------
+
+def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, timeout: float = PRUNE) -> float:
+    """Remove service.yaml from Git; the Service must be deleted from the cluster, and
+    PruneLast must hold: the prune happens after the other resources were synced."""
+    base = app.repo.read_yaml("apps/myapp/base/kustomization.yaml")[0]
+    base["resources"] = [r for r in base["resources"] if r != "service.yaml"]
+    app.repo.write_yaml("apps/myapp/base/kustomization.yaml", base)
+    app.repo.delete("apps/myapp/base/service.yaml")
+    sha = app.repo.commit_and_push("Remove the myapp Service")
+    t0 = time.monotonic()
+
+    def pruned() -> Observation:
+        gone = probes.absent(kube, "service", "myapp", app.namespace)()
+        state = probes.app_state(argocd, app.name)
+        seen = f"{gone.observed}; {state.describe()}"
+        if gone.outcome is checks.Outcome.OK and state.revision == sha:
+            return Observation.ok(seen)
+        if state.operation_failed and state.operation_revision == sha:
+            return Observation.failed(seen, "the sync of the removal failed")
+        return Observation.pending(seen)
+
+    checks.eventually(
+        pruned, timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
+        expected="Service myapp deleted from the cluster and the app synced at the removal commit",
+        remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[2],
+        evidence=_evidence(kube, argocd, app))
+    return time.monotonic() - t0
+
+
+def prune_last(argocd: ArgoCD, app: DeployedApp) -> str:
+    """The pruning sync ran with PruneLast=true and its result lists the Service as pruned.
+    (Argo CD orders PruneLast prunes after every other resource of the operation; the sync
+    result carries no per-resource timestamps, so the order itself is not observable.)"""
+    full = argocd.app(app.name) or {}
+    op = (full.get("status") or {}).get("operationState") or {}
+    options = ((op.get("operation") or {}).get("sync") or {}).get("syncOptions") or []
+    results = (op.get("syncResult") or {}).get("resources") or []
+    service = [r for r in results if r.get("kind") == "Service" and r.get("name") == "myapp"]
+    observed = f"syncOptions={options}, Service result={[(r.get('status'), r.get('message')) for r in service]}"
+    checks.expect("PruneLast=true" in options and any(r.get("status") == "Pruned" or "pruned" in (r.get("message") or "")
+                                                      for r in service),
+                  what="PruneLast on the pruning sync", expected="syncOptions include PruneLast=true and Service myapp Pruned",
+                  observed=observed, remediation=hints.ON_FAILURE[2])
+    return observed

@@ -1,0 +1,33 @@
+"""Validation: Argo CD installed and accessible via UI/CLI (procedure step 1)."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from fixtures import hints
+from suites import install_checks
+
+pytestmark = pytest.mark.validation("install")
+
+
+def test_api_answers_with_its_version(argocd, record_check):
+    version = install_checks.api_version(argocd)
+    record_check("api version", "GET /api/version answers with a version", version, True)
+
+
+def test_cli_logs_in_and_lists_apps(argocd, kube, target, tmp_path, record_check):
+    listed = install_checks.cli_login_and_list(argocd, kube, target, tmp_path)
+    record_check("argocd login + app list", "login succeeds, `argocd app list` prints its header", listed, True)
+
+
+def test_ui_endpoint_answers(argocd, target, record_check):
+    observed = install_checks.ui_answers(argocd.url, strict=target.provider != "local")
+    record_check("web UI endpoint", "HTTP 200 text/html at /", observed, True)
+
+
+def test_initial_admin_secret_exists(kube, target, record_check):
+    """Step 1 reads the password from argocd-initial-admin-secret; its absence is a finding."""
+    secret = kube.get("secret", "argocd-initial-admin-secret", target.argocd_namespace)
+    assert secret is not None, ("argocd-initial-admin-secret not found in namespace "
+                                f"{target.argocd_namespace}. {hints.ON_FAILURE[1]}")
+    record_check("initial admin secret", "present", "present", True)
