@@ -39,8 +39,17 @@ def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str |
     change = ", ".join(f"{k}={v}" for k, v in (("tag", tag), ("replicas", replicas)) if v is not None)
     sha = app.repo.commit_and_push(f"Change prod: {change}")
     t0 = time.monotonic()
+    synced = probes.app_synced(argocd, app.name, revision=sha)
+
+    def seen_commit() -> Observation:
+        obs = synced()
+        state = probes.app_state(argocd, app.name)
+        if obs.outcome is checks.Outcome.PENDING and state.revision != sha:
+            return Observation.pending(f"{obs.observed} (Git is at {sha[:10]}: the engine has not picked up the commit)")
+        return obs
+
     checks.eventually(
-        checks.all_of(probes.app_synced(argocd, app.name, revision=sha),
+        checks.all_of(seen_commit,
                       probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
                                         image=f"{app.image}:{tag}" if tag else None)),
         timeout=timeout, what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
@@ -74,7 +83,7 @@ def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, 
         raise ValueError(f"unknown drift {drift!r}")
     t0 = time.monotonic()
     checks.eventually(
-        probe, timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
+        probes.with_policy(argocd, app.name, probe), timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
         remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
         evidence=_evidence(kube, argocd, app))
     return time.monotonic() - t0
@@ -103,7 +112,7 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
         return Observation.pending(seen)
 
     checks.eventually(
-        pruned, timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
+        probes.with_policy(argocd, app.name, pruned), timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
         expected="Service myapp deleted from the cluster and the app synced at the removal commit",
         remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[2],
         evidence=_evidence(kube, argocd, app))

@@ -92,7 +92,9 @@ def repo_server(lay: Layout) -> ProcessSpec:
     )
 
 
-def application_controller(lay: Layout) -> ProcessSpec:
+def application_controller(lay: Layout, resync_seconds: int = settings.ARGOCD_RECONCILIATION_SECONDS) -> ProcessSpec:
+    """resync_seconds=0 turns periodic reconciliation off (a self-test does, to prove the
+    auto_sync check fails when neither webhook nor polling brings a commit in)."""
     env = _argocd_env(lay, "argocd-application-controller")
     env["HOSTNAME"] = "argocd-application-controller-0"  # shard 0 of 1, as the StatefulSet pod would be
     metrics = lay.ports["argocd-application-controller-metrics"]
@@ -104,7 +106,7 @@ def application_controller(lay: Layout) -> ProcessSpec:
               "--redis", _redis_addr(lay),
               "--repo-server", f"127.0.0.1:{lay.ports['argocd-repo-server']}",
               "--metrics-port", str(metrics),
-              "--app-resync", str(settings.ARGOCD_RECONCILIATION_SECONDS),
+              "--app-resync", str(resync_seconds),
               "--app-resync-jitter", str(settings.ARGOCD_RECONCILIATION_JITTER_SECONDS),
               "--status-processors", "10", "--operation-processors", "10",
               "--hydrator-enabled=false"],

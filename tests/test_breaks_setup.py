@@ -1,0 +1,62 @@
+"""Every check must be able to fail: each test sets a scenario up wrongly on purpose and
+asserts the item's check FAILS, within its bound, with a message that names the cause.
+
+These run on the local testbed and must run serially: some restart a component of the
+shared testbed (the application controller, the API server) and restore it afterwards.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fixtures.checks import CheckFailed
+from suites import install_checks, item_checks
+
+pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
+
+SHORT = 15.0  # a bound the working setup meets many times over (see the suites' metrics)
+
+
+def _fails(fn, *args, bound: float, **kwargs) -> str:
+    t0 = time.monotonic()
+    with pytest.raises(CheckFailed) as failure:
+        fn(*args, **kwargs)
+    elapsed = time.monotonic() - t0
+    assert elapsed < bound + 10, f"the check took {elapsed:.0f}s to fail; its bound was {bound}s"
+    return str(failure.value)
+
+
+def test_self_heal_check_fails_when_self_heal_is_off(deploy_myapp, kube, argocd):
+    app = deploy_myapp(changes={"spec.syncPolicy.automated.selfHeal": False})
+    message = _fails(item_checks.drift_is_reverted, kube, argocd, app, "scale", timeout=SHORT, bound=SHORT)
+    assert "replicas back to 5" in message and "replicas=1" in message
+    assert "selfHeal=false" in message, message
+
+
+def test_prune_check_fails_when_prune_is_off(deploy_myapp, kube, argocd):
+    app = deploy_myapp(changes={"spec.syncPolicy.automated.prune": False})
+    message = _fails(item_checks.removed_manifest_is_pruned, kube, argocd, app, timeout=SHORT, bound=SHORT)
+    assert f"service {app.namespace}/myapp still exists" in message
+    assert "prune=false" in message, message
+
+
+def test_auto_sync_check_fails_without_webhook_and_polling(deploy_myapp, kube, argocd, testbed_handle):
+    app = deploy_myapp()
+    app.repo.on_push = None  # no webhook for this push ...
+    testbed_handle.start_component("argocd-application-controller", resync_seconds=0)  # ... and no polling
+    try:
+        message = _fails(item_checks.commit_is_synced, kube, argocd, app, tag="v9.9.9", timeout=SHORT, bound=SHORT)
+    finally:
+        testbed_handle.start_component("argocd-application-controller")
+    assert "has not picked up the commit" in message, message
+
+
+def test_install_check_fails_when_api_server_is_stopped(argocd, testbed_handle):
+    testbed_handle.stop_component("argocd-server")
+    try:
+        message = _fails(install_checks.api_version, argocd, timeout=5, bound=5)
+    finally:
+        testbed_handle.start_component("argocd-server")
+    assert "no answer from" in message, message
+    install_checks.api_version(argocd)  # and the restored server answers again
