@@ -15,6 +15,7 @@ from fixtures.kube import Kube
 from fixtures.plugin import Diagnostics
 
 from . import applications, myapp, repos
+from fixtures.providers import Target
 
 FIRST_SYNC_TIMEOUT = 90.0
 
@@ -63,5 +64,25 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
                 expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp with 5 replicas available in {ns}",
                 remediation=hints.ON_FAILURE[2])
         return DeployedApp(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha, image=image)
+
+    return make
+
+
+@pytest.fixture
+def deploy_key(target: Target, tmp_path_factory) -> Callable[[GitRepo], tuple]:
+    """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
+    and the public key added as a read-only deploy key (the testbed's SSH endpoint; other
+    Git servers need their own way, so the test is skipped there)."""
+    from testbed.peers import sshgit
+
+    git = target.git
+    if not (git.ssh_base_url and git.state_dir):
+        pytest.skip("SSH deploy keys can only be added on the local testbed's Git server")
+
+    def make(repo: GitRepo) -> tuple:
+        key, pub = sshgit.generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key")
+        sshgit.add_authorized_key(git.state_dir, pub, read_only=True)
+        name = repo.url.rstrip("/").rsplit("/", 1)[-1]
+        return key, f"{git.ssh_base_url}/git/{name}"
 
     return make

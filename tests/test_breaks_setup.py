@@ -11,7 +11,7 @@ import time
 import pytest
 
 from fixtures.checks import CheckFailed
-from suites import install_checks, item_checks
+from suites import install_checks, item_checks, repo_auth_checks
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
@@ -60,3 +60,21 @@ def test_install_check_fails_when_api_server_is_stopped(argocd, testbed_handle):
         testbed_handle.start_component("argocd-server")
     assert "no answer from" in message, message
     install_checks.api_version(argocd)  # and the restored server answers again
+
+
+def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, tracker, unique):
+    repo = git_repo("bad-cred")
+    repo.write("README.md", "gitops\n")
+    repo.commit_and_push("init")
+    # declared as a repository Secret (`argocd repo add` would refuse a wrong token outright)
+    name = unique("repo-bad-cred")
+    tracker.other.append(("secret", name, argocd.namespace))
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": argocd.namespace,
+                             "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+                "stringData": {"type": "git", "url": repo.url, "username": repo.username,
+                               "password": "wrong-" + repo.token[:6]}})
+    message = _fails(repo_auth_checks.connection_successful, argocd, repo.url, "HTTP(S) with a token",
+                     timeout=SHORT, bound=SHORT)
+    assert "authentication required" in message, message
+    assert repo.token[:6] not in message
