@@ -2,6 +2,7 @@
 
   gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
   gitops-conformance certify [pytest options]   run the suites, print verdict and report path
+  gitops-conformance audit PATH [--format text|json]   the Common Pitfalls audit of a GitOps repo
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from audit import cli as audit_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("--force", action="store_true", help="build: rebuild even if cached")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")
     cert.add_argument("--report-dir", default=str(REPO_ROOT / "reports" / "latest"))
+    audit_cli.add_parser(sub)
     args, rest = ap.parse_known_args(argv)
+    if args.command == "audit":
+        return ap.error(f"unrecognised arguments: {' '.join(rest)}") if rest else audit_cli.run(args)
     if args.command == "testbed":
         if rest:
             ap.error(f"unrecognised arguments: {' '.join(rest)}")

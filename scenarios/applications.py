@@ -24,6 +24,8 @@ def application(name: str, repo_url: str, path: str, dest_namespace: str, *, pro
         "destination": {"server": IN_CLUSTER, "namespace": dest_namespace},
         "syncPolicy": {
             "syncOptions": ["CreateNamespace=true", "PruneLast=true"],
+            # namespaces made by CreateNamespace carry the run label, so the sweep finds them
+            "managedNamespaceMetadata": {"labels": names.standard_labels()},
             "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}},
         },
         "revisionHistoryLimit": 10,

@@ -38,22 +38,24 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
                  unique: Callable[[str], str]) -> Callable[..., DeployedApp]:
     """deploy_myapp(**changes) -> DeployedApp. `changes` alter the procedure's Application
     (dotted paths, e.g. {"spec.syncPolicy.automated.selfHeal": False}); the self-tests use
-    them to break the setup on purpose. `via_cli=True` creates it with `argocd app create`."""
+    them to break the setup on purpose. `via_cli=True` creates it with `argocd app create`.
+    `repo_url(repo)` names another URL of the same repo in Argo CD (e.g. HTTPS, for Image Updater)."""
 
     def make(*, via_cli: bool = False, wait: bool = True, image: str = myapp.DEFAULT_IMAGE,
-             changes: dict | None = None) -> DeployedApp:
+             changes: dict | None = None, repo_url: Callable[[GitRepo], str] | None = None) -> DeployedApp:
         repo = git_repo("myapp")
         ns = namespace("prod", create=False)  # CreateNamespace=true makes it, as in the procedure
         myapp.write_layout(repo, ns, image=image)
         sha = repo.commit_and_push("Add myapp application manifests")
-        repos.register_https(argocd, repo)
+        url = repo_url(repo) if repo_url else repo.url
+        repos.register_https(argocd, dataclasses.replace(repo, url=url))
         name = unique("myapp-prod")
-        manifest = applications.application(name, repo.url, myapp.PROD_PATH, ns)
+        manifest = applications.application(name, url, myapp.PROD_PATH, ns)
         if changes:
             manifest = applications.with_changes(manifest, **changes)
         diagnostics.apps.append(name)
         if via_cli:
-            applications.create_with_cli(argocd, tracker, name, repo.url, myapp.PROD_PATH, ns)
+            applications.create_with_cli(argocd, tracker, name, url, myapp.PROD_PATH, ns)
         else:
             applications.apply(kube, tracker, manifest)
         if wait:
@@ -84,5 +86,40 @@ def deploy_key(target: Target, tmp_path_factory) -> Callable[[GitRepo], tuple]:
         sshgit.add_authorized_key(git.state_dir, pub, read_only=True)
         name = repo.url.rstrip("/").rsplit("/", 1)[-1]
         return key, f"{git.ssh_base_url}/git/{name}"
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def application_health(kube: Kube, target: Target):
+    """Argo CD's documented health check for Application resources, so sync waves between
+    child apps wait for health (step 3). Set for the session, restored at its end."""
+    from . import app_of_apps
+
+    restore = app_of_apps.enable_application_health(kube, target.argocd_namespace)
+    yield
+    restore()
+
+
+@pytest.fixture
+def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                       git_repo: Callable[..., GitRepo], unique: Callable[[str], str], application_health):
+    """deploy_app_of_apps(myapp_dir=...) -> AppOfApps: the step 3 layout committed and the root
+    app applied with kubectl (not waited for: the suites observe the rollout themselves)."""
+    from . import app_of_apps
+
+    def make(*, myapp_dir: str = f"{app_of_apps.ROOT_PATH}/apps") -> app_of_apps.AppOfApps:
+        repo = git_repo("gitops-repo")
+        layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir)
+        repo.commit_and_push("Add app-of-apps structure")
+        repos.register_https(argocd, repo)
+        tracker.projects.append(layout.project)
+        tracker.namespaces.extend(layout.namespaces)
+        diagnostics.apps.extend([layout.root, *layout.children])
+        root = app_of_apps.root_app(layout)
+        tracker.app(layout.root)
+        tracker.apps.extend(layout.children)  # normally deleted by the root's cascade; swept if not
+        kube.apply(root)
+        return layout
 
     return make

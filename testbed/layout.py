@@ -12,7 +12,7 @@ PORT_NAMES = [
     "redis", "argocd-repo-server", "argocd-repo-server-metrics", "argocd-server", "argocd-server-metrics",
     "argocd-application-controller-metrics", "argocd-notifications-metrics",
     "rollouts-healthz", "rollouts-metrics", "image-updater-health", "image-updater-metrics",
-    "git-http", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
+    "git-http", "git-https", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
 ]
 
 

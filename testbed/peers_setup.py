@@ -54,6 +54,9 @@ def peer_specs(lay: Layout) -> list[tuple[ProcessSpec, dict[str, str]]]:
     return [
         (gitserver.spec(lay.state_dir, lay.ports["git-http"], users_file, git_root(lay), name="git-http"),
          {"git_http": lay.url("git-http")}),
+        (gitserver.spec(lay.state_dir, lay.ports["git-https"], users_file, git_root(lay), name="git-https",
+                        tls=(lay.pki / "apiserver.crt", lay.pki / "apiserver.key")),
+         {"git_https": lay.url("git-https", "https")}),
         (ssh, {"git_ssh": f"ssh://{sshgit.SSH_USER}@127.0.0.1:{ssh_port}",
                "git_ssh_known_hosts": sshgit.known_hosts_line(lay.state_dir, ssh_port)}),
         (registry.spec(lay.state_dir, lay.ports["registry"], name="registry"), {"registry": lay.url("registry")}),

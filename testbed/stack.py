@@ -25,6 +25,8 @@ DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".testbed"
 class TestbedError(RuntimeError):
     """A testbed operation failed; the message is one readable line (plus a log tail)."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 class Testbed:
     __test__ = False  # not a pytest test class
@@ -101,6 +103,8 @@ class Testbed:
         try:
             self._up(lay, t0)
         except (ComponentFailed, subprocess.CalledProcessError, TestbedError) as exc:
+            if isinstance(exc, subprocess.CalledProcessError):  # say what kubectl said, not just its exit code
+                exc = TestbedError(f"`{' '.join(map(str, exc.cmd[3:]))}` failed: {(exc.stderr or '').strip()[-500:]}")
             self.out(f"testbed up failed: {exc}")
             if isinstance(exc, ComponentFailed):
                 self.out(f"--- last lines of {exc.component}'s log ({self.sup.log_path(exc.component)}) ---\n{exc.log_tail}")
@@ -237,6 +241,9 @@ class Testbed:
             "url": lay.url("argocd-server"),
             "admin.enabled": "true",
         }}))
+        # Argo CD trusts the HTTPS Git server (testbed CA) as a stock install trusts GitHub's
+        self.kubectl("-n", argo.ARGOCD_NAMESPACE, "patch", "configmap", "argocd-tls-certs-cm", "--type", "merge",
+                     "-p", json.dumps({"data": {"127.0.0.1": (lay.pki / "ca.crt").read_text()}}))
 
     def _clean_stale(self) -> None:
         """A crashed run leaves PID files behind: stop whatever of it still runs."""
@@ -257,7 +264,7 @@ class Testbed:
 # Stop order for `down` when the starting process is gone: reverse of this.
 START_ORDER = [
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-    "git-http", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
+    "git-http", "git-https", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
     "redis", "configmap-mounter", "argocd-repo-server", "argocd-application-controller", "argocd-server",
     "argocd-notifications", "rollouts-controller", "argocd-image-updater",
 ]

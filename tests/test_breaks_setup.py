@@ -11,6 +11,7 @@ import time
 import pytest
 
 from fixtures.checks import CheckFailed
+from suites import app_of_apps_checks as aoa
 from suites import install_checks, item_checks, repo_auth_checks
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
@@ -78,3 +79,9 @@ def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, t
                      timeout=SHORT, bound=SHORT)
     assert "authentication required" in message, message
     assert repo.token[:6] not in message
+
+
+def test_app_of_apps_check_fails_when_a_child_is_outside_the_root_path(deploy_app_of_apps, argocd):
+    layout = deploy_app_of_apps(myapp_dir="other-apps")  # committed, but not under argocd-apps/
+    message = _fails(aoa.children_roll_out, argocd, layout, timeout=30, bound=30)
+    assert f"missing children: {layout.apps[0]}" in message, message

@@ -134,8 +134,10 @@ def askpass_env(state_dir: Path, username: str, password: str) -> dict[str, str]
     }
 
 
-def spec(state_dir: Path, port: int, users_file: Path, root: Path, name: str = "gitserver") -> ProcessSpec:
-    """ProcessSpec for the Supervisor. Creates `root` if missing."""
+def spec(state_dir: Path, port: int, users_file: Path, root: Path, name: str = "gitserver",
+         tls: tuple[Path, Path] | None = None) -> ProcessSpec:
+    """ProcessSpec for the Supervisor. Creates `root` if missing. `tls=(cert, key)` serves HTTPS
+    (Image Updater v0.12 takes username/password write-back credentials for https:// URLs only)."""
     Path(root).mkdir(parents=True, exist_ok=True)
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
@@ -143,10 +145,10 @@ def spec(state_dir: Path, port: int, users_file: Path, root: Path, name: str = "
         name=name,
         argv=[sys.executable, "-m", "testbed.peers.gitserver",
               "--root", str(Path(root).resolve()), "--users", str(Path(users_file).resolve()),
-              "--port", str(port)],
+              "--port", str(port)] + (["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []),
         env={"PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
         port=port,
-        health_url=f"http://{HOST}:{port}/healthz",
+        health_url=f"{'https' if tls else 'http'}://{HOST}:{port}/healthz",
         health_timeout=30.0,
         cwd=str(PROJECT_ROOT),
     )
@@ -650,12 +652,20 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--users", required=True, type=Path, help="JSON users file")
     ap.add_argument("--port", required=True, type=int)
     ap.add_argument("--host", default=HOST, help=f"only {HOST} is allowed")
+    ap.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM) ...")
+    ap.add_argument("--tls-key", type=Path, help="... and this key")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if not args.users.exists():
         ap.error(f"users file {args.users} does not exist")
     srv = make_server(args.root, args.users, args.port, args.host)
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     n = len(Users(args.users).get())
-    log(f"listening on http://{HOST}:{srv.server_address[1]}/git/ root={args.root} users={n}")
+    log(f"listening on {'https' if args.tls_cert else 'http'}://{HOST}:{srv.server_address[1]}/git/ root={args.root} users={n}")
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown, daemon=True).start())

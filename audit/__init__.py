@@ -1,0 +1,21 @@
+"""The Common Pitfalls audit: static analysis of a GitOps repository, no cluster needed.
+
+    from audit import audit
+    report = audit("path/to/repo")      # loader -> rules -> report
+    print(report.to_text()); sys.exit(report.exit_code)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from audit import loader, rules
+from audit.report import Report
+
+__all__ = ["audit", "Report"]
+
+
+def audit(path: str | os.PathLike, kustomize: Any = loader.AUTO) -> Report:
+    """Audit the repository at `path` (a directory). `kustomize`: binary path, None to not render."""
+    repo = loader.load(path, kustomize=kustomize)
+    return Report.build(repo.problems + rules.run_all(repo), repo.files_scanned, repo.sensitive)

@@ -1,0 +1,43 @@
+"""`gitops-conformance audit PATH [--format text|json] [--kustomize BIN]`.
+
+Exit codes: 0 no error-severity finding, 1 at least one, 2 usage error (e.g. PATH is not a directory).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audit import audit, loader
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("audit", help="static Common Pitfalls audit of a GitOps repository (no cluster)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="the GitOps repository (a directory)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--kustomize", default=None, metavar="BIN",
+                   help=f"kustomize binary (default: on PATH, else {loader.CACHED_KUSTOMIZE})")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if not path.is_dir():
+        print(f"gitops-conformance audit: error: {args.path}: no such directory", file=sys.stderr)
+        return 2
+    report = audit(path, kustomize=args.kustomize if args.kustomize is not None else loader.AUTO)
+    sys.stdout.write(report.to_json() + "\n" if args.format == "json" else report.to_text())
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="gitops-conformance")
+    add_parser(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Step 3: the app-of-apps layout — an AppProject with roles, infra child apps (a manifests
+app standing in for cert-manager, a Helm chart standing in for external-secrets, both held
+in the test repo because the procedure's internet chart repositories are not reachable
+everywhere), the myapp child, the root app with `directory.recurse`, and sync waves so
+infra is Healthy before apps start.
+
+Sync waves between Applications only order anything if Argo CD assesses the health of
+Application resources, which it does not by default: `enable_application_health` adds the
+health check Argo CD documents for this (a global argocd-cm key, set once per session).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from fixtures import names
+from fixtures.gitrepo import GitRepo
+from fixtures.kube import Kube
+
+from . import applications, myapp
+
+ROOT_PATH = "argocd-apps"
+WAVE = "argocd.argoproj.io/sync-wave"
+HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
+APPLICATION_HEALTH_LUA = """hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil then
+  if obj.status.health ~= nil then
+    hs.status = obj.status.health.status
+    if obj.status.health.message ~= nil then
+      hs.message = obj.status.health.message
+    end
+  end
+end
+return hs
+"""
+
+
+def enable_application_health(kube: Kube, namespace: str = "argocd"):
+    """Set the Application health check in argocd-cm; returns a function restoring the old value."""
+    cm = kube.get("configmap", "argocd-cm", namespace) or {}
+    previous = (cm.get("data") or {}).get(HEALTH_KEY)
+    kube.kubectl("-n", namespace, "patch", "configmap", "argocd-cm", "--type", "merge",
+                 "-p", json.dumps({"data": {HEALTH_KEY: APPLICATION_HEALTH_LUA}}))
+
+    def restore() -> None:
+        kube.kubectl("-n", namespace, "patch", "configmap", "argocd-cm", "--type", "merge",
+                     "-p", json.dumps({"data": {HEALTH_KEY: previous}}), check=False)
+
+    return restore
+
+
+def project(name: str, repo_url: str) -> dict:
+    """The procedure's AppProject `production` (named per test), roles developer and deployer."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+        "metadata": {"name": name, "namespace": "argocd", "labels": names.standard_labels()},
+        "spec": {
+            "description": "Production applications",
+            "sourceRepos": [repo_url],
+            "destinations": [{"namespace": "prod-*", "server": applications.IN_CLUSTER}],
+            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            "orphanedResources": {"warn": True},
+            "roles": [
+                {"name": "developer", "description": "Developer read-only access",
+                 "policies": [f"p, proj:{name}:developer, applications, get, {name}/*, allow"],
+                 "groups": ["developers"]},
+                {"name": "deployer", "description": "Deploy access for CI/CD",
+                 "policies": [f"p, proj:{name}:deployer, applications, sync, {name}/*, allow",
+                              f"p, proj:{name}:deployer, applications, get, {name}/*, allow"]},
+            ],
+        },
+    }
+
+
+def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str, project: str = "default") -> dict:
+    app = applications.application(name, repo_url, path, dest_ns, project=project)
+    app["metadata"]["annotations"] = {WAVE: wave}
+    return app
+
+
+def _cert_manager_stand_in(group: str) -> dict[str, object]:
+    """A CRD plus a controller Deployment: what an infra app like cert-manager installs first."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"certificates.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cert-manager"},
+              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "cert-manager"}},
+                       "template": {"metadata": {"labels": {"app": "cert-manager"}},
+                                    "spec": {"containers": [{"name": "controller", "image": "quay.io/jetstack/cert-manager-controller:v1.13.0"}]}}}}
+    return {"infra-src/cert-manager/crd.yaml": crd, "infra-src/cert-manager/deployment.yaml": deploy}
+
+
+def _external_secrets_chart() -> dict[str, str]:
+    """A small local Helm chart (the repo-server renders it with helm, as for a chart repo)."""
+    return {
+        "charts/external-secrets/Chart.yaml": "apiVersion: v2\nname: external-secrets\nversion: 0.9.0\n",
+        "charts/external-secrets/values.yaml": "replicas: 1\nimage: ghcr.io/external-secrets/external-secrets:v0.9.0\n",
+        "charts/external-secrets/templates/deployment.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
+            "  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: external-secrets}\n"
+            "  template:\n    metadata:\n      labels: {app: external-secrets}\n    spec:\n"
+            "      containers:\n      - name: controller\n        image: {{ .Values.image }}\n"),
+    }
+
+
+@dataclasses.dataclass
+class AppOfApps:
+    root: str
+    project: str
+    infra: list[str]
+    apps: list[str]
+    prod_namespace: str
+    repo: GitRepo
+
+    @property
+    def children(self) -> list[str]:
+        return self.infra + self.apps
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Namespaces the children create (CreateNamespace), for cleanup."""
+        prefix = self.root.removesuffix("-root-app")
+        return [self.prod_namespace, f"{self.prod_namespace}-dev", f"{prefix}-cert-manager", f"{prefix}-external-secrets"]
+
+
+def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{ROOT_PATH}/apps") -> AppOfApps:
+    """Write projects/, infra/ and apps/ under argocd-apps/ plus their sources (not committed).
+    `child_dir_for_myapp` lets a self-test put the myapp child outside the root's path."""
+    proj = f"{prefix}-production"
+    prod_ns = f"prod-{prefix}"
+    cert_manager, external_secrets, app = f"{prefix}-cert-manager", f"{prefix}-external-secrets", f"{prefix}-myapp"
+    repo.write_yaml(f"{ROOT_PATH}/projects/production.yaml", project(proj, repo.url))
+    for path, doc in _cert_manager_stand_in(f"{prefix}.conformance.example.com").items():
+        repo.write_yaml(path, doc)
+    for path, text in _external_secrets_chart().items():
+        repo.write(path, text)
+    repo.write_yaml(f"{ROOT_PATH}/infra/cert-manager.yaml",
+                    _child(cert_manager, repo.url, "infra-src/cert-manager", f"{prefix}-cert-manager", "-1"))
+    repo.write_yaml(f"{ROOT_PATH}/infra/external-secrets.yaml",
+                    _child(external_secrets, repo.url, "charts/external-secrets", f"{prefix}-external-secrets", "-1"))
+    myapp.write_layout(repo, prod_ns)
+    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, myapp.PROD_PATH, prod_ns, "1", project=proj))
+    return AppOfApps(root=f"{prefix}-root-app", project=proj, infra=[cert_manager, external_secrets], apps=[app],
+                     prod_namespace=prod_ns, repo=repo)
+
+
+def root_app(layout: AppOfApps) -> dict:
+    """The procedure's root-app: path argocd-apps, directory.recurse, automated prune+selfHeal."""
+    app = applications.application(layout.root, layout.repo.url, ROOT_PATH, "argocd")
+    app["spec"]["source"]["directory"] = {"recurse": True, "jsonnet": {}}
+    app["spec"]["syncPolicy"]["syncOptions"] = []  # the procedure's root app has none
+    return app
+
+
+def add_child(layout: AppOfApps, name: str) -> str:
+    """A new child Application committed under argocd-apps/apps (the root must pick it up)."""
+    path = f"{ROOT_PATH}/apps/{name}.yaml"
+    # the dev overlay sets its own namespace (kustomize), so that is the destination to create
+    layout.repo.write_yaml(path, _child(name, layout.repo.url, "apps/myapp/overlays/dev", f"{layout.prod_namespace}-dev", "1"))
+    return path
