@@ -123,3 +123,43 @@ def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         return layout
 
     return make
+
+
+@dataclasses.dataclass
+class ProductionProject:
+    project: str
+    app: str
+    namespace: str
+    repo_url: str
+
+
+@pytest.fixture
+def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                       git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
+                       unique: Callable[[str], str]) -> Callable[..., ProductionProject]:
+    """production_project(roles=None) -> the procedure's AppProject `production` (named per
+    test) and the myapp Application in it. `roles(project_name)` replaces the project's roles
+    (a self-test grants too much on purpose)."""
+    from . import app_of_apps
+
+    def make(*, roles: Callable[[str], list[dict]] | None = None) -> ProductionProject:
+        repo = git_repo("prod-repo")
+        ns = namespace("prod", create=False)
+        myapp.write_layout(repo, ns)
+        sha = repo.commit_and_push("Add myapp application manifests")
+        repos.register_https(argocd, repo)
+        proj = app_of_apps.project(unique("production"), repo.url)
+        if roles is not None:
+            proj["spec"]["roles"] = roles(proj["metadata"]["name"])
+        tracker.projects.append(proj["metadata"]["name"])
+        kube.apply(proj)
+        name = unique("myapp-prod")
+        diagnostics.apps.append(name)
+        applications.apply(kube, tracker, applications.application(
+            name, repo.url, myapp.PROD_PATH, ns, project=proj["metadata"]["name"]))
+        checks.eventually(probes.app_synced(argocd, name, revision=sha), timeout=FIRST_SYNC_TIMEOUT,
+                          what=f"first sync of {name} in project {proj['metadata']['name']}",
+                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3])
+        return ProductionProject(project=proj["metadata"]["name"], app=name, namespace=ns, repo_url=repo.url)
+
+    return make

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.checks import CheckFailed
 from suites import app_of_apps_checks as aoa
-from suites import install_checks, item_checks, repo_auth_checks
+from suites import install_checks, item_checks, rbac_checks, repo_auth_checks
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
@@ -85,3 +85,11 @@ def test_app_of_apps_check_fails_when_a_child_is_outside_the_root_path(deploy_ap
     layout = deploy_app_of_apps(myapp_dir="other-apps")  # committed, but not under argocd-apps/
     message = _fails(aoa.children_roll_out, argocd, layout, timeout=30, bound=30)
     assert f"missing children: {layout.apps[0]}" in message, message
+
+
+def test_rbac_check_fails_when_a_role_grants_sync_to_everyone(production_project, argocd):
+    production = production_project(roles=lambda proj: [
+        {"name": "developer", "policies": [f"p, proj:{proj}:developer, applications, *, {proj}/*, allow"]}])
+    developer = rbac_checks.role_token(argocd, production.project, "developer")
+    message = _fails(rbac_checks.cannot_sync, developer, production.app, "developer", bound=5)
+    assert "HTTP 200" in message and "the role grants sync" in message, message

@@ -1,0 +1,58 @@
+"""Checks for rbac (procedure step 3): AppProject roles and boundaries hold.
+
+Role tokens are real Argo CD project role JWTs (`argocd proj role create-token`); requests
+made with them go to the same API a CI system would call.
+"""
+from __future__ import annotations
+
+from fixtures import checks, hints, redact
+from fixtures.argocd import ArgoCD
+
+REMEDIATION = hints.ON_FAILURE[3]
+
+
+def role_token(argocd: ArgoCD, project: str, role: str) -> ArgoCD:
+    """`argocd proj role create-token <project> <role>`: an API client acting as that role."""
+    token = argocd.cli("proj", "role", "create-token", project, role, "--token-only").stdout.strip()
+    redact.register_secret(token)
+    return argocd.with_token(token)
+
+
+def _sync(client: ArgoCD, app: str):
+    return client.request("POST", f"/api/v1/applications/{app}/sync", json={})
+
+
+def can_get(client: ArgoCD, app: str, role: str) -> str:
+    resp = client.request("GET", f"/api/v1/applications/{app}")
+    observed = f"HTTP {resp.status_code} {redact.redact(resp.text[:150]) if resp.status_code != 200 else ''}".strip()
+    checks.expect(resp.status_code == 200, what=f"role {role}: get application {app}",
+                  expected="allowed (HTTP 200)", observed=observed, remediation=REMEDIATION)
+    return observed
+
+
+def cannot_sync(client: ArgoCD, app: str, role: str) -> str:
+    resp = _sync(client, app)
+    observed = f"HTTP {resp.status_code}: {redact.redact(resp.text[:200])}"
+    checks.expect(resp.status_code == 403, what=f"role {role}: sync application {app}",
+                  expected="denied (HTTP 403 permission denied): the role only grants get",
+                  observed=observed + (" — the role grants sync" if resp.status_code < 300 else ""),
+                  remediation=REMEDIATION)
+    return observed
+
+
+def can_sync(client: ArgoCD, app: str, role: str) -> str:
+    resp = _sync(client, app)
+    observed = f"HTTP {resp.status_code}" + ("" if resp.status_code == 200 else f": {redact.redact(resp.text[:200])}")
+    checks.expect(resp.status_code == 200, what=f"role {role}: sync application {app}",
+                  expected="allowed (HTTP 200, sync operation started)", observed=observed, remediation=REMEDIATION)
+    return observed
+
+
+def create_is_refused(result, what: str, phrase: str) -> str:
+    """`argocd app create ... --project production` outside the project's bounds must be refused
+    with the project's own message."""
+    output = (result.stderr or result.stdout).strip()
+    checks.expect(result.returncode != 0 and phrase in output, what=what,
+                  expected=f"refused with the project's message ({phrase!r})",
+                  observed=f"exit {result.returncode}: {output[-300:]}", remediation=REMEDIATION)
+    return output.splitlines()[-1][-300:]
