@@ -65,3 +65,41 @@ def ui_answers(url: str, strict: bool, timeout: float = API_TIMEOUT) -> str:
 
     return checks.eventually(probe, timeout=timeout, what=f"web UI at {url}/", expected="HTTP 200 text/html",
                              remediation=hints.ON_FAILURE[1]).observed
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    import re
+
+    m = re.search(r"v?(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def runner_tools(path: str, argocd_server_version: str, kube_server_version: str) -> str:
+    """testinfra on the local host: each CLI exists and reports a version that fits."""
+    import shlex
+
+    import testinfra
+
+    host = testinfra.get_host("local://")
+
+    def run(command: str) -> tuple[int, str]:
+        result = host.run(f"env PATH={shlex.quote(path)} {command}")
+        return result.rc, (result.stdout or result.stderr).strip()
+
+    found = {}
+    for tool, command in (("argocd", "argocd version --client --short"),
+                          ("kubectl", "kubectl version --client"),
+                          ("kubectl-argo-rollouts", "kubectl-argo-rollouts version --short")):
+        rc, out = run(command)
+        checks.expect(rc == 0, what=f"{tool} on the runner", expected=f"`{command}` prints a version",
+                      observed=f"exit {rc}: {out[:200]}", remediation="Install it as in the procedure's step 1 / step 5.")
+        found[tool] = out.splitlines()[0] if out else ""
+    client, server = _minor(found["argocd"]), _minor(argocd_server_version)
+    checks.expect(client is not None and client == server, what="argocd CLI version",
+                  expected=f"the server's major.minor ({argocd_server_version})", observed=found["argocd"],
+                  remediation="Install the argocd CLI release matching the server (step 1).")
+    kubectl, cluster = _minor(found["kubectl"].replace("Client Version:", "")), _minor(kube_server_version)
+    checks.expect(kubectl is not None and cluster is not None and kubectl[0] == cluster[0] and abs(kubectl[1] - cluster[1]) <= 1,
+                  what="kubectl version", expected=f"within one minor of the cluster ({kube_server_version})",
+                  observed=found["kubectl"], remediation="kubectl's version skew policy: within one minor of the API server.")
+    return "; ".join(f"{k}: {v}" for k, v in found.items())

@@ -31,3 +31,12 @@ def test_initial_admin_secret_exists(kube, target, record_check):
     assert secret is not None, ("argocd-initial-admin-secret not found in namespace "
                                 f"{target.argocd_namespace}. {hints.ON_FAILURE[1]}")
     record_check("initial admin secret", "present", "present", True)
+
+
+def test_runner_has_the_procedures_clis(target, argocd, kube, record_check):
+    """The procedure's Inputs: argocd, kubectl and the kubectl-argo-rollouts plugin installed on
+    the machine that runs it, at versions that fit the cluster (checked with testinfra)."""
+    observed = install_checks.runner_tools(target.env()["PATH"], argocd.version().get("Version", ""),
+                                           kube.server_version())
+    record_check("runner CLIs", "argocd matching the server's minor, kubectl within one minor, rollouts plugin",
+                 observed, True)
