@@ -128,8 +128,9 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
 
 def copy_assets(comp: Component, out_dir: Path) -> None:
     """Copy CRDs/stock config from the pinned module into the cache (read at `up`, never committed)."""
-    if not comp.assets or (out_dir / "assets").is_dir():
-        return
+    stamp = out_dir / "assets" / ".assets.json"
+    if not comp.assets or (stamp.exists() and json.loads(stamp.read_text()) == list(comp.assets)):
+        return  # the same asset list was copied already
     proc = subprocess.run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"],
                           env=_go_env(comp), capture_output=True, text=True, cwd=versions.cache_root())
     if proc.returncode != 0:
@@ -146,6 +147,8 @@ def copy_assets(comp: Component, out_dir: Path) -> None:
             dest = tmp / m.relative_to(src)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(m, dest)
+    (tmp / ".assets.json").write_text(json.dumps(list(comp.assets)))
+    shutil.rmtree(out_dir / "assets", ignore_errors=True)
     tmp.rename(out_dir / "assets")
 
 
@@ -170,10 +173,14 @@ def build_component(comp: Component, force: bool = False) -> bool:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         ldflags = " ".join(["-s", "-w", *comp.ldflags])
-        for binary, package in comp.binaries.items():
-            _say(comp.name, f"go build {binary}", started)
-            _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
-                 workdir, log, comp, f"go build {binary}", started)
+        try:
+            for binary, package in comp.binaries.items():
+                _say(comp.name, f"go build {binary}", started)
+                _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
+                     workdir, log, comp, f"go build {binary}", started)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # never leave a half-built directory behind
+            raise
     (staging / ".built.json").write_text(json.dumps({
         "component": comp.name, "module": comp.module, "version": comp.version,
         "binaries": sorted(comp.binaries), "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
