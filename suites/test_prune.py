@@ -14,3 +14,16 @@ def test_manifest_removed_from_git_is_pruned(deploy_myapp, kube, argocd, record_
     record_metric("removal_to_pruned_s", item_checks.removed_manifest_is_pruned(kube, argocd, app))
     record_check("PruneLast", "the removal synced with PruneLast=true in syncOptions",
                  item_checks.prune_last(argocd, app), True)
+
+
+def test_application_with_finalizer_deletes_its_resources(deploy_myapp, kube, argocd, record_check):
+    app = deploy_myapp()
+    seen = item_checks.app_deletion_outcome(kube, argocd, app, expect_cascade=True)
+    record_check("resources finalizer", "deleting the Application deletes its resources", seen, True)
+
+
+def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube, argocd, record_check):
+    """The pitfall shown live: why the procedure's Application carries the finalizer."""
+    app = deploy_myapp(changes={"metadata.finalizers": None})
+    seen = item_checks.app_deletion_outcome(kube, argocd, app, expect_cascade=False)
+    record_check("no finalizer", "deleting the Application leaves its resources orphaned", seen, True)
