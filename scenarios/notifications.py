@@ -1,0 +1,232 @@
+"""Step 6's notifications, as the procedure configures them: `argocd-notifications-cm` with a
+Slack service, the app-sync-failed template and on-sync-failed trigger, a webhook service
+with an Authorization header, the app-deployed template and on-deployed trigger (oncePer
+the sync revision), and `argocd-notifications-secret` holding the tokens.
+
+Two adaptations, on purpose:
+- Slack's `apiURL` points at the receiver's Slack stand-in (`<receiver>/slack/api/`) and
+  the webhook at `<receiver>/hooks/<name>`, so every delivery can be inspected.
+- The ConfigMap and Secret are shared by the whole Argo CD, so keys are MERGED (patch), and
+  restored to their previous value (or removed) at teardown. The webhook service, its
+  templates and triggers get names unique to the test (`service.webhook.<hook>`,
+  `trigger.on-deployed-<hook>` ...): their content is the procedure's, only the name
+  differs. The Slack keys keep the procedure's names (`service.slack`,
+  `template.app-sync-failed`, `trigger.on-sync-failed`, `slack-token`), because users
+  subscribe with `on-sync-failed.slack` and notify with `--recipient slack:<channel>`; tests
+  that change them must therefore run serially (no xdist for these modules).
+
+Tokens go to the cluster through stdin (`kubectl patch --patch-file /dev/stdin`), never argv,
+and are registered with the redaction filter.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from fixtures import redact
+from fixtures.cleanup import Tracker
+from fixtures.kube import Kube
+from fixtures.plugin import Diagnostics
+from fixtures.providers import Target
+from testbed.peers.receiver import ReceiverClient
+
+CM, SECRET = "argocd-notifications-cm", "argocd-notifications-secret"
+SUBSCRIBE = "notifications.argoproj.io/subscribe"
+NOTIFIED = "notified.notifications.argoproj.io"  # the controller's record of what it sent
+ENV_SLACK_TOKEN = "GITOPS_CONFORMANCE_SLACK_TOKEN"
+
+# The procedure's conditions (Step 6), and the one users add for drift alerts.
+ON_SYNC_FAILED_WHEN = "app.status.operationState.phase in ['Error', 'Failed']"
+ON_DEPLOYED_WHEN = "app.status.operationState.phase in ['Succeeded']"
+ON_OUT_OF_SYNC_WHEN = "app.status.sync.status == 'OutOfSync'"
+
+APP_SYNC_FAILED = """\
+message: |
+  Application {{.app.metadata.name}} sync failed.
+  Reason: {{.app.status.operationState.message}}
+  Repository: {{.app.spec.source.repoURL}}
+  Revision: {{.app.status.sync.revision}}
+slack:
+  attachments: |
+    [{
+      "title": "{{.app.metadata.name}}",
+      "title_link": "{{.context.argocdUrl}}/applications/{{.app.metadata.name}}",
+      "color": "#ff0000",
+      "fields": [{
+        "title": "Sync Status",
+        "value": "{{.app.status.sync.status}}",
+        "short": true
+      }]
+    }]
+"""
+
+APP_DEPLOYED_BODY = """\
+{
+  "app": "{{.app.metadata.name}}",
+  "revision": "{{.app.status.sync.revision}}",
+  "timestamp": "{{.app.status.operationState.finishedAt}}"
+}
+"""
+
+# Drift alert: which app, its sync status, and which resources drifted ("" ends the list
+# so the trailing comma of the range stays valid JSON).
+APP_OUT_OF_SYNC_BODY = """\
+{
+  "app": "{{.app.metadata.name}}",
+  "syncStatus": "{{.app.status.sync.status}}",
+  "revision": "{{.app.status.sync.revision}}",
+  "outOfSync": [{{range .app.status.resources}}{{if eq .status "OutOfSync"}}"{{.kind}}/{{.name}}", {{end}}{{end}}""]
+}
+"""
+
+
+@dataclasses.dataclass
+class Notifications:
+    """What a test configured, and how to see what was delivered."""
+
+    receiver: ReceiverClient
+    receiver_url: str
+    hook: str                    # webhook service name (unique to the test)
+    webhook_token: str = dataclasses.field(repr=False)
+    channel: str                 # Slack channel (unique to the test)
+    slack_token: str | None = dataclasses.field(repr=False)  # None: Slack is not configured
+    on_deployed: str = ""        # trigger names
+    on_out_of_sync: str = ""
+    on_sync_failed: str = "on-sync-failed"
+
+    @property
+    def hook_path(self) -> str:
+        return f"/hooks/{self.hook}"
+
+    @property
+    def webhook_token_key(self) -> str:
+        """The argocd-notifications-secret key the Authorization header names."""
+        return f"webhook-token-{self.hook}"
+
+    def subscriptions(self, *, deployed: bool = False, sync_failed: bool = False,
+                      out_of_sync: bool = False) -> dict[str, str]:
+        """The Application annotations that subscribe it (Step 6's `subscribe.<trigger>.<service>`)."""
+        ann = {}
+        if deployed:
+            ann[f"{SUBSCRIBE}.{self.on_deployed}.{self.hook}"] = ""
+        if out_of_sync:
+            ann[f"{SUBSCRIBE}.{self.on_out_of_sync}.{self.hook}"] = ""
+        if sync_failed:
+            ann[f"{SUBSCRIBE}.{self.on_sync_failed}.slack"] = self.channel
+        return ann
+
+
+def slack_token_for(target: Target) -> str | None:
+    """The bot token the Slack endpoint accepts: the testbed's own on local, else the
+    GITOPS_CONFORMANCE_SLACK_TOKEN environment variable, else None (Slack parts skip)."""
+    if target.provider == "local" and target.info.get("testbed_state_dir"):
+        from testbed.layout import Layout
+        from testbed.peers_setup import slack_token
+
+        token = slack_token(Layout.load(Path(target.info["testbed_state_dir"])))
+    else:
+        token = os.environ.get(ENV_SLACK_TOKEN) or None
+    redact.register_secret(token)
+    return token
+
+
+def _patch(kube: Kube, kind: str, name: str, ns: str, patch: dict) -> None:
+    # stdin, not argv: the patch may hold a token
+    kube.kubectl("patch", kind, name, "-n", ns, "--type", "merge", "--patch-file", "/dev/stdin",
+                 stdin=json.dumps(patch))
+
+
+def merge_keys(kube: Kube, tracker: Tracker, ns: str, *, cm: dict[str, str], secret: dict[str, str]) -> None:
+    """Merge keys into the shared ConfigMap and Secret; teardown puts back what was there."""
+    old_cm = (kube.get("configmap", CM, ns) or {}).get("data") or {}
+    old_secret = (kube.get("secret", SECRET, ns) or {}).get("data") or {}
+    for value in old_secret.values():  # other users' tokens may show in a failed patch
+        redact.register_secret(base64.b64decode(value).decode(errors="replace"))
+    if kube.get("secret", SECRET, ns) is None:
+        kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": ns}})
+    restore_cm = {k: old_cm.get(k) for k in cm}
+    restore_secret = {k: old_secret.get(k) for k in secret}
+
+    def restore() -> None:
+        _patch(kube, "configmap", CM, ns, {"data": restore_cm})
+        _patch(kube, "secret", SECRET, ns, {"data": restore_secret})
+
+    tracker.finalizers.append(restore)
+    enc = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
+    _patch(kube, "secret", SECRET, ns, {"data": enc})
+    _patch(kube, "configmap", CM, ns, {"data": cm})
+
+
+def _block(obj) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, width=1000)
+
+
+def config(n: Notifications, *, slack_api_url: str | None = None, on_deployed_when: str = ON_DEPLOYED_WHEN,
+           on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN) -> tuple[dict[str, str], dict[str, str]]:
+    """(ConfigMap keys, Secret keys) for `n`; the *_when overrides let self-tests break a trigger."""
+    token_key = n.webhook_token_key
+    tpl_deployed, tpl_drift = f"app-deployed-{n.hook}", f"app-out-of-sync-{n.hook}"
+    cm = {
+        f"service.webhook.{n.hook}": _block({
+            "url": f"{n.receiver_url}{n.hook_path}",
+            "headers": [{"name": "Authorization", "value": f"Bearer ${token_key}"}]}),
+        f"trigger.{n.on_deployed}": _block([{"when": on_deployed_when, "oncePer": "app.status.sync.revision",
+                                             "send": [tpl_deployed]}]),
+        f"template.{tpl_deployed}": _block({"webhook": {n.hook: {"method": "POST", "body": APP_DEPLOYED_BODY}}}),
+        f"trigger.{n.on_out_of_sync}": _block([{"when": on_out_of_sync_when, "send": [tpl_drift]}]),
+        f"template.{tpl_drift}": _block({"webhook": {n.hook: {"method": "POST", "body": APP_OUT_OF_SYNC_BODY}}}),
+    }
+    secret = {token_key: n.webhook_token}
+    if n.slack_token is not None:
+        cm["service.slack"] = _block({"token": "$slack-token",
+                                      "apiURL": slack_api_url or f"{n.receiver_url}/slack/api/"})
+        cm["template.app-sync-failed"] = APP_SYNC_FAILED
+        cm[f"trigger.{n.on_sync_failed}"] = _block([{"when": ON_SYNC_FAILED_WHEN, "send": ["app-sync-failed"]}])
+        secret["slack-token"] = n.slack_token
+    return cm, secret
+
+
+@pytest.fixture
+def notifications(target: Target, kube: Kube, tracker: Tracker, diagnostics: Diagnostics,
+                  unique: Callable[[str], str]) -> Callable[..., Notifications]:
+    """notifications(slack=True, slack_token=None, slack_api_url=None, on_deployed_when=...,
+    on_out_of_sync_when=..., omit_webhook_secret=False) -> Notifications: Step 6's
+    configuration merged into the cluster; the overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver (no target.receiver_url) or,
+    with slack=True, where no accepted Slack token is known."""
+
+    def make(*, slack: bool = True, slack_token: str | None = None, slack_api_url: str | None = None,
+             on_deployed_when: str = ON_DEPLOYED_WHEN, on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN,
+             omit_webhook_secret: bool = False) -> Notifications:
+        if not target.receiver_url:
+            pytest.skip(f"provider {target.provider!r} has no notification receiver the engine can reach "
+                        "(target.receiver_url); notifications are certified on the local testbed")
+        token = None
+        if slack:
+            token = slack_token or slack_token_for(target)
+            if token is None:
+                pytest.skip(f"no Slack bot token for the Slack endpoint: set {ENV_SLACK_TOKEN}")
+            redact.register_secret(token)
+        hook = unique("hook")
+        webhook_token = secrets.token_hex(20)
+        redact.register_secret(webhook_token)
+        n = Notifications(receiver=ReceiverClient(target.receiver_url), receiver_url=target.receiver_url.rstrip("/"),
+                          hook=hook, webhook_token=webhook_token, channel=unique("ch"), slack_token=token,
+                          on_deployed=f"on-deployed-{hook}", on_out_of_sync=f"on-out-of-sync-{hook}")
+        cm, secret = config(n, slack_api_url=slack_api_url, on_deployed_when=on_deployed_when,
+                            on_out_of_sync_when=on_out_of_sync_when)
+        if omit_webhook_secret:  # the mistake of never creating the secret key the header names
+            secret.pop(n.webhook_token_key)
+        merge_keys(kube, tracker, target.argocd_namespace, cm=cm, secret=secret)
+        diagnostics.components.append("argocd-notifications")
+        diagnostics.objects.append(("configmap", CM, target.argocd_namespace))
+        return n
+
+    return make

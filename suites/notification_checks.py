@@ -1,0 +1,276 @@
+"""The checks behind Validation items `notifications` and `drift_alerts` (procedure Step 6),
+shared by the suites and by the self-tests that break the setup on purpose.
+
+Each returns what it measured or raises `CheckFailed` naming the trigger/service involved,
+what the receiver saw and, from the notifications controller's log, why (e.g. Slack's
+`invalid_auth`). Delivery latency is measured from the event (the sync's finishedAt, the
+out-of-band change) to the moment the receiver recorded the request.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+from fixtures import checks, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.checks import Observation
+from fixtures.kube import Kube
+from fixtures.providers import Target
+from scenarios import myapp
+from scenarios.fixtures import DeployedApp
+from scenarios.notifications import NOTIFIED, Notifications
+from testbed.peers.receiver import redacted
+
+# Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
+DELIVERY = 45.0
+SYNC_FAILS = 60.0
+OUT_OF_SYNC = 60.0
+NO_DUPLICATE_WINDOW = 6.0   # quiet period in which a second on-deployed for a revision would show
+HOLD_SYNCED = 20.0          # how long an ignored replica change must leave the app Synced
+
+HINT = hints.for_item("notifications")
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def _body(record: dict) -> dict:
+    if isinstance(record.get("json"), dict):
+        return record["json"]
+    try:
+        return json.loads(record.get("body") or "")
+    except ValueError:
+        return {}
+
+
+def controller_log(target: Target, *needles: str, lines: int = 300, keep: int = 6) -> str:
+    """The notifications controller's recent log lines that mention any needle (app, trigger,
+    service): where "invalid_auth", "connection refused" or a template error shows up."""
+    if not target.log_reader:
+        return "(no log reader for this provider)"
+    text = target.log_reader("argocd-notifications", lines)
+    hits = [ln for ln in text.splitlines() if any(n in ln for n in needles)]
+    return "\n".join(hits[-keep:]) or "(no controller log line mentions " + ", ".join(needles) + ")"
+
+
+def _notified(argocd: ArgoCD, app: str) -> str:
+    ann = ((argocd.app(app) or {}).get("metadata") or {}).get("annotations") or {}
+    return ann.get(NOTIFIED, "(none)")
+
+
+def _evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: str):
+    def collect() -> dict[str, str]:
+        return {"application": kube.get_yaml("applications.argoproj.io", app, argocd.namespace),
+                "receiver-records": json.dumps(n.receiver.received("/", None)[-20:], indent=1),
+                "log-argocd-notifications": target.log_reader("argocd-notifications", 120) if target.log_reader else ""}
+    return collect
+
+
+def _summary(records: list[dict]) -> str:
+    return "; ".join(f"{r['method']} {r['path']} -> {r['status']} {json.dumps(r.get('response'))[:80]} "
+                     f"auth_ok={r.get('auth_ok')}" for r in records[-3:]) or "nothing"
+
+
+# ----- notifications: on-deployed webhook --------------------------------------------------
+
+def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp,
+                     revision: str, *, timeout: float = DELIVERY) -> tuple[dict, float]:
+    """The on-deployed webhook for `revision` arrives with the app name, the revision, the sync's
+    finishedAt and the configured bearer token. Returns (body, seconds from finishedAt to receipt)."""
+
+    def probe() -> Observation:
+        got = n.receiver.received(n.hook_path)
+        mine = [r for r in got if _body(r).get("revision") == revision]
+        if mine:
+            return Observation.ok(f"{len(mine)} on-deployed request(s) for {revision[:10]}")
+        state = probes.app_state(argocd, app.name)
+        return Observation.pending(
+            f"no request for revision {revision[:10]} under {n.hook_path} (received: {_summary(got)}); "
+            f"app {state.describe()}; {NOTIFIED}={_notified(argocd, app.name)}; controller log: "
+            f"{controller_log(target, app.name, n.on_deployed, n.hook, keep=3)}")
+
+    checks.eventually(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
+                      f"service webhook.{n.hook})",
+                      expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
+                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name))
+    rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
+    body = _body(rec)
+    op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
+    auth = rec["headers"].get("Authorization", "(none)")
+    expected_auth = f"Bearer {redacted(n.webhook_token)}"  # the receiver stores a hash prefix only
+    seen_auth = "matches" if auth == expected_auth else f"differs: {auth}"
+    if auth == f"Bearer {redacted('$' + n.webhook_token_key)}":
+        seen_auth += f" (the literal ${n.webhook_token_key}: that key is missing from argocd-notifications-secret)"
+    checks.expect(body.get("app") == app.name and body.get("timestamp") == op.get("finishedAt") and auth == expected_auth,
+                  what=f"on-deployed webhook body and headers ({n.on_deployed})",
+                  expected=f"app={app.name}, revision={revision[:10]}, timestamp=finishedAt {op.get('finishedAt')}, "
+                           f"and the configured webhook token as the bearer credential",
+                  observed=f"body={json.dumps(body)}, Authorization hash {seen_auth}", remediation=HINT)
+    return body, max(0.0, rec["time"] - _epoch(op["finishedAt"]))
+
+
+def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window: float = NO_DUPLICATE_WINDOW) -> str:
+    """oncePer app.status.sync.revision: after a quiet window, each revision was posted once."""
+    def counts() -> dict[str, int]:
+        got = [_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
+        return {rev[:10]: got.count(rev) for rev in revisions}
+
+    t0 = time.monotonic()
+
+    def probe() -> Observation:
+        c = counts()
+        if any(v > 1 for v in c.values()):
+            return Observation.failed(f"per-revision counts {c}", "a revision was notified more than once")
+        if time.monotonic() - t0 < window:
+            return Observation.pending(f"per-revision counts {c} (watching for duplicates)")
+        return Observation.ok(f"per-revision counts {c}") if all(v == 1 for v in c.values()) else \
+            Observation.failed(f"per-revision counts {c}", "a revision was not notified")
+
+    return checks.eventually(probe, timeout=window + 5, scale=1.0, what=f"on-deployed once per revision ({n.on_deployed})",
+                             expected="exactly one webhook per synced revision", remediation=HINT).observed
+
+
+# ----- notifications: on-sync-failed to Slack ---------------------------------------------
+
+def _slack_posts(n: Notifications, since: float | None = None) -> list[dict]:
+    return [r for r in n.receiver.received("/slack/api/chat.postMessage", since)
+            if (r.get("form") or {}).get("channel") == n.channel or (r.get("json") or {}).get("channel") == n.channel]
+
+
+def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+                  must_contain: tuple[str, ...], since: float | None = None, what: str,
+                  timeout: float = DELIVERY) -> dict:
+    """A chat.postMessage to n.channel, accepted (ok: true), whose text contains `must_contain`.
+    A rejected post (invalid_auth) is terminal: Slack would not deliver it either."""
+
+    def probe() -> Observation:
+        posts = _slack_posts(n, since)
+        good = [r for r in posts if (r.get("response") or {}).get("ok")
+                and all(s in (r.get("form") or {}).get("text", "") for s in must_contain)]
+        if good:
+            return Observation.ok(f"chat.postMessage to {n.channel} accepted")
+        log = controller_log(target, app_name, "slack", keep=3)
+        if posts and all(not (r.get("response") or {}).get("ok") for r in posts):
+            errors = sorted({str((r.get("response") or {}).get("error")) for r in posts})
+            return Observation.failed(
+                f"the Slack endpoint rejected {len(posts)} chat.postMessage to {n.channel}: {', '.join(errors)} "
+                f"(auth_ok: {posts[-1].get('auth_ok')}); controller log: {log}",
+                "service.slack token is not accepted by the Slack API")
+        return Observation.pending(f"no accepted chat.postMessage to {n.channel} containing {list(must_contain)} "
+                                   f"(Slack requests seen: {_summary(posts)}); controller log: {log}")
+
+    checks.eventually(probe, timeout=timeout, what=what,
+                      expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
+                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name))
+    return _slack_posts(n, since)[-1]
+
+
+def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
+                               timeout: float = DELIVERY) -> tuple[dict, float]:
+    """Commit a manifest the API server rejects (replicas: -1); the sync must fail and
+    on-sync-failed must post app-sync-failed to the subscribed channel, naming the app and
+    the reason. Returns (the post, seconds from the operation's finishedAt to receipt)."""
+    myapp.set_prod(app.repo, replicas=-1)
+    sha = app.repo.commit_and_push("Break prod: replicas -1 (rejected by the API server)")
+
+    def failed() -> Observation:
+        s = probes.app_state(argocd, app.name)
+        if s.operation_failed and s.operation_revision == sha:
+            return Observation.ok(s.describe())
+        return Observation.pending(s.describe())
+
+    checks.eventually(failed, timeout=SYNC_FAILS, what=f"failed sync of {sha[:10]} (invalid replicas)",
+                      expected="operation phase Failed or Error at the broken commit", remediation=hints.ON_FAILURE[2])
+    op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
+    # the reason must carry the API server's rejection, not just "sync failed"
+    rec = slack_message(kube, argocd, target, n, app.name,
+                        must_contain=(f"Application {app.name} sync failed", "spec.replicas: Invalid value: -1"),
+                        what=f"on-sync-failed Slack message for {app.name} (trigger {n.on_sync_failed}, service slack)",
+                        timeout=timeout)
+    return rec, max(0.0, rec["time"] - _epoch(op["finishedAt"]))
+
+
+def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+                    timeout: float = DELIVERY) -> tuple[dict, float]:
+    """`argocd admin notifications template notify app-sync-failed <app> --recipient slack:<channel>`
+    delivers on demand (the CLI reads the ConfigMap/Secret via kubeconfig, sends from the runner).
+    Returns (the post, seconds from the command to receipt)."""
+    t0 = time.time()
+    proc = argocd.cli("admin", "notifications", "template", "notify", "app-sync-failed", app_name,
+                      "--recipient", f"slack:{n.channel}", "-n", target.argocd_namespace, check=False, timeout=60)
+    # the CLI exits 0 even when delivery failed; its "failed to notify" line says why
+    lines = (proc.stdout + proc.stderr).splitlines()
+    errors = [ln.strip()[-300:] for ln in lines if "failed to notify" in ln or '"level":"error"' in ln]
+    what = f"on-demand `argocd admin notifications template notify app-sync-failed {app_name} --recipient slack:{n.channel}`"
+    if proc.returncode != 0 or errors:
+        checks.fail_now(what=what, expected="exit 0 and a Slack message",
+                        observed=f"exit {proc.returncode}: " + ("; ".join(errors) or "\n".join(lines[-3:])[-600:]),
+                        remediation=HINT)
+    rec = slack_message(kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
+                        what=what, timeout=timeout)
+    return rec, max(0.0, rec["time"] - t0)
+
+
+# ----- drift_alerts ----------------------------------------------------------------------------
+
+def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
+                     timeout: float = DELIVERY) -> tuple[str, float]:
+    """With selfHeal off, `kubectl scale` makes the app OutOfSync, `argocd app diff` names
+    `replicas`, and the on-out-of-sync trigger posts an alert listing Deployment/myapp.
+    Returns (the diff, seconds from the kubectl change to the alert's receipt)."""
+    t0 = time.time()
+    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
+    checks.eventually(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
+                      timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
+                      expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
+    diff = argocd.cli("app", "diff", app.name, check=False)
+    text = diff.stdout + diff.stderr
+    checks.expect(diff.returncode == 1 and "replicas" in text, what=f"`argocd app diff {app.name}`",
+                  expected="exit 1 (differences) and a diff naming the changed field `replicas`",
+                  observed=f"exit {diff.returncode}: {text.strip()[:600]}", remediation=hints.for_item("drift_alerts"))
+
+    def alerted() -> Observation:
+        got = n.receiver.received(n.hook_path, since=t0)
+        hits = [r for r in got if _body(r).get("syncStatus") == "OutOfSync" and _body(r).get("app") == app.name]
+        if hits:
+            return Observation.ok(f"alert listing {_body(hits[0]).get('outOfSync')}")
+        return Observation.pending(f"no OutOfSync alert under {n.hook_path} since the change (received: {_summary(got)}); "
+                                   f"{NOTIFIED}={_notified(argocd, app.name)}; controller log: "
+                                   f"{controller_log(target, app.name, n.on_out_of_sync, keep=3)}")
+
+    checks.eventually(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
+                      f"service webhook.{n.hook})",
+                      expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
+                      remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name))
+    rec = [r for r in n.receiver.received(n.hook_path, since=t0) if _body(r).get("syncStatus") == "OutOfSync"][0]
+    drifted = _body(rec).get("outOfSync") or []
+    checks.expect("Deployment/myapp" in drifted, what="drift alert content", expected="outOfSync lists Deployment/myapp",
+                  observed=f"outOfSync={drifted}", remediation=hints.for_item("drift_alerts"))
+    return text, max(0.0, rec["time"] - t0)
+
+
+def ignored_replicas_stay_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, hold: float = HOLD_SYNCED) -> str:
+    """The HPA pitfall: with ignoreDifferences /spec/replicas and RespectIgnoreDifferences=true,
+    a replica change (what an HPA does) leaves the app Synced (after a hard refresh) and is not
+    reverted, for `hold` seconds."""
+    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
+    argocd.app(app.name, refresh="hard")
+    t0 = time.monotonic()
+    dep = probes.deployment(kube, app.namespace, "myapp", replicas=2, available=False)
+
+    def probe() -> Observation:
+        s = probes.app_state(argocd, app.name)
+        d = dep()
+        seen = f"{s.describe()}; {d.observed}"
+        if s.sync_status != "Synced" or d.outcome is not checks.Outcome.OK:
+            return Observation.failed(seen, "the replica change counted as drift")
+        if time.monotonic() - t0 < hold:
+            return Observation.pending(f"{seen} (holding {hold:g}s)")
+        return Observation.ok(seen)
+
+    return checks.eventually(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scale=1.0,
+                             what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
+                             expected=f"application Synced and replicas left at 2 for {hold:g}s",
+                             remediation=hints.PITFALLS["hpa"] + " " + hints.ON_FAILURE[6]).observed

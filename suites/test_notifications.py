@@ -1,0 +1,47 @@
+"""Validation: notifications sent to Slack/webhooks on sync events (procedure Step 6).
+
+Changes the shared argocd-notifications-cm/-secret (merged, restored at teardown): run
+these modules serially, never split across xdist workers.
+"""
+from __future__ import annotations
+
+import pytest
+
+from scenarios import myapp
+from scenarios.notifications import notifications  # noqa: F401 - the fixture
+from suites import item_checks, notification_checks as nc
+
+pytestmark = pytest.mark.validation("notifications")
+
+FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
+
+
+def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,  # noqa: F811
+                                                                    target, record_metric, record_check):
+    n = notifications(slack=False)
+    app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
+    nc.deployed_webhook(kube, argocd, target, n, app, app.synced_revision)
+    item_checks.commit_is_synced(kube, argocd, app, replicas=3)  # a second revision
+    sha = app.repo.head()
+    body, latency = nc.deployed_webhook(kube, argocd, target, n, app, sha)
+    record_metric("event_to_notified_s", latency)
+    record_check("on-deployed body", "app, revision, finishedAt and the bearer token", str(body), True)
+    record_check("oncePer revision", "one webhook per revision",
+                 nc.exactly_once_per_revision(n, [app.synced_revision, sha]), True)
+
+
+def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric):  # noqa: F811
+    n = notifications()
+    # a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds
+    # the phase at Running, so on-sync-failed would fire only after ~2.5 min
+    app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
+                                "spec.syncPolicy.retry": FAST_FAIL})
+    _, latency = nc.sync_failure_reaches_slack(kube, argocd, target, n, app)
+    record_metric("event_to_notified_s", latency)
+
+
+def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric):  # noqa: F811
+    n = notifications()
+    app = deploy_myapp()
+    _, latency = nc.template_notify(kube, argocd, target, n, app.name)
+    record_metric("command_to_notified_s", latency)
