@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fixtures import checks, hints, redact
 from fixtures.argocd import ArgoCD
+from fixtures.checks import Observation
 
 REMEDIATION = hints.ON_FAILURE[3]
 
@@ -40,12 +41,21 @@ def cannot_sync(client: ArgoCD, app: str, role: str) -> str:
     return observed
 
 
-def can_sync(client: ArgoCD, app: str, role: str) -> str:
-    resp = _sync(client, app)
-    observed = f"HTTP {resp.status_code}" + ("" if resp.status_code == 200 else f": {redact.redact(resp.text[:200])}")
-    checks.expect(resp.status_code == 200, what=f"role {role}: sync application {app}",
-                  expected="allowed (HTTP 200, sync operation started)", observed=observed, remediation=REMEDIATION)
-    return observed
+def can_sync(client: ArgoCD, app: str, role: str, timeout: float = 30.0) -> str:
+    """Allowed: HTTP 200. The app syncs itself (automated), so a request may meet a running
+    operation (HTTP 400 "another operation is already in progress", answered only after RBAC
+    allowed it): retry until the role's own sync starts; a 403 is terminal."""
+    def probe() -> Observation:
+        resp = _sync(client, app)
+        observed = f"HTTP {resp.status_code}" + ("" if resp.status_code == 200 else f": {redact.redact(resp.text[:200])}")
+        if resp.status_code == 200:
+            return Observation.ok(observed)
+        if resp.status_code == 400 and "another operation is already in progress" in resp.text:
+            return Observation.pending(observed)
+        return Observation.failed(observed, "the sync request was refused")
+
+    return checks.eventually(probe, timeout=timeout, what=f"role {role}: sync application {app}",
+                             expected="allowed (HTTP 200, sync operation started)", remediation=REMEDIATION).observed
 
 
 def create_is_refused(result, what: str, phrase: str) -> str:

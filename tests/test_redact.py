@@ -278,3 +278,14 @@ def test_logging_filter_and_record_factory(caplog):
     finally:
         if installed:
             uninstall_log_redaction()
+
+
+def test_secret_shortened_by_pytest_assertion_output_is_masked():
+    """pytest's saferepr cuts long strings to 'head...tail': neither half may survive."""
+    register_secret("s3cr3t-value-0123456789abcdefghij")
+    shortened = "assert 'x' == 's3cr3t-value-01...456789abcdefghij'"
+    out = redact(shortened)
+    assert "s3cr3t-value" not in out and "abcdefghij" not in out, out
+    unregistered = "E   AssertionError: 'ghp_Q8w7E6r5...1O0pAsDfGhJkL'"
+    assert "Q8w7E6r5" not in redact(unregistered)
+    assert redact("ordinary text... and more") == "ordinary text... and more"
