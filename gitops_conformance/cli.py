@@ -1,7 +1,8 @@
 """`gitops-conformance`: the project's one command line.
 
   gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
-  gitops-conformance certify [pytest options]   run the suites, print verdict and report path
+  gitops-conformance certify [pytest options]   run the suites, print verdict and report paths;
+                                                exit 0 only when CERTIFIED (pytest's code if it failed, else 1)
   gitops-conformance audit PATH [--format text|json]   the Common Pitfalls audit of a GitOps repo
 """
 from __future__ import annotations
@@ -60,16 +61,28 @@ def _testbed(args: argparse.Namespace) -> int:
 
 
 def _certify(args: argparse.Namespace, rest: list[str]) -> int:
+    """Run the suites; print verdict and report paths.
+
+    Exit code: pytest's when it is not 0 (failures, usage or internal errors);
+    1 when pytest passed but the verdict is NOT CERTIFIED (e.g. not_run or warn
+    items, a `-m` subset) or no report was written; 0 only when CERTIFIED.
+    """
     report_dir = Path(args.report_dir)
     cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "suites"), "--report-dir", str(report_dir), *rest]
     code = subprocess.call(cmd, cwd=REPO_ROOT)
     result = report_dir / "conformance.json"
-    if result.exists():
-        verdict = json.loads(result.read_text()).get("verdict", "?")
-        print(f"\nverdict: {verdict}\nreport:  {report_dir.resolve()}")
-    else:
+    if not result.exists():
         print(f"\nno report was written to {report_dir} (pytest exit code {code})", file=sys.stderr)
-    return code
+        return code or 1
+    verdict = json.loads(result.read_text()).get("verdict", "?")
+    print(f"\nverdict: {verdict}\nreport:  {report_dir.resolve()}")
+    for label, name in (("html", "report.html"), ("summary", "summary.md"),
+                        ("archive", "conformance-report.tar.gz")):
+        path = report_dir / name
+        print(f"{label + ':':<8} {path.resolve() if path.exists() else f'(not written: {name})'}")
+    if code:
+        return code
+    return 0 if verdict == "CERTIFIED" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
