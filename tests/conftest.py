@@ -12,3 +12,18 @@ def testbed_handle(target):
     from testbed.stack import Testbed
 
     return Testbed(target.info["testbed_state_dir"])
+
+
+@pytest.fixture(autouse=True)
+def _own_run_id_for_inner_sessions(request):
+    """pytester runs sessions in this process: each must compute its own run id (from its
+    environment), and the outer session's id (its labels, its sweep) must survive them."""
+    if "pytester" not in request.fixturenames:
+        yield
+        return
+    from fixtures import names
+
+    saved = names._run_id
+    names._reset_run_id()
+    yield
+    names._run_id = saved
