@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.notifications import notifications  # noqa: F401 - the fixture
 from suites import notification_checks as nc
 
 pytestmark = pytest.mark.validation("drift_alerts")
@@ -19,7 +18,7 @@ IGNORE_REPLICAS = {
 }
 
 
-def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp, kube, argocd, target,  # noqa: F811
+def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp, kube, argocd, target,
                                                     record_metric, record_check):
     n = notifications(slack=False)
     # selfHeal off: the drift must stay visible long enough to be diffed and alerted

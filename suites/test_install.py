@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
 from fixtures import hints
 from suites import install_checks

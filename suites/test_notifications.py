@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import myapp
-from scenarios.notifications import notifications  # noqa: F401 - the fixture
 from suites import item_checks, notification_checks as nc
 
 pytestmark = pytest.mark.validation("notifications")
@@ -16,7 +14,7 @@ pytestmark = pytest.mark.validation("notifications")
 FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
 
 
-def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,  # noqa: F811
+def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,
                                                                     target, record_metric, record_check):
     n = notifications(slack=False)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
@@ -30,7 +28,7 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
                  nc.exactly_once_per_revision(n, [app.synced_revision, sha]), True)
 
 
-def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric):  # noqa: F811
+def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric):
     n = notifications()
     # a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds
     # the phase at Running, so on-sync-failed would fire only after ~2.5 min
@@ -40,7 +38,7 @@ def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, arg
     record_metric("event_to_notified_s", latency)
 
 
-def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric):  # noqa: F811
+def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric):
     n = notifications()
     app = deploy_myapp()
     _, latency = nc.template_notify(kube, argocd, target, n, app.name)

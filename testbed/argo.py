@@ -156,12 +156,25 @@ def rollouts_controller(lay: Layout) -> ProcessSpec:
     )
 
 
+# upstream's hack/git-ask-pass.sh, which the updater's image ships on PATH: git write-back
+# runs git with GIT_ASKPASS=git-ask-pass.sh and the credentials in GIT_USERNAME/GIT_PASSWORD
+GIT_ASK_PASS = """#!/bin/sh
+case "$1" in
+Username*) echo "${GIT_USERNAME}" ;;
+Password*) echo "${GIT_PASSWORD}" ;;
+esac
+"""
+
+
 def image_updater(lay: Layout, registries_conf: Path) -> ProcessSpec:
     health = lay.ports["image-updater-health"]
+    own_bin = lay.dir("image-updater", "bin")
+    (own_bin / "git-ask-pass.sh").write_text(GIT_ASK_PASS)
+    (own_bin / "git-ask-pass.sh").chmod(0o755)
     return ProcessSpec(
         name="argocd-image-updater", port=health,
         env={"KUBECONFIG": str(lay.argocd_kubeconfig), "HOME": str(lay.dir("image-updater", "home")),
-             "PATH": f"{tool_dir(lay)}{os.pathsep}{os.environ.get('PATH', '')}"},
+             "PATH": f"{own_bin}{os.pathsep}{tool_dir(lay)}{os.pathsep}{os.environ.get('PATH', '')}"},
         health_url=f"http://127.0.0.1:{health}/healthz",
         health_timeout=settings.HEALTH_TIMEOUT["argocd-image-updater"],
         argv=[str(versions.binary_path("argocd-image-updater")), "run",

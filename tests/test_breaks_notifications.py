@@ -6,12 +6,10 @@ Run serially: they change the shared argocd-notifications-cm/-secret (restored a
 from __future__ import annotations
 
 import secrets
-import time
 
 import pytest
 
-from fixtures.checks import CheckFailed
-from scenarios.notifications import notifications  # noqa: F401 - the fixture
+from tests.breaking import fails_within
 from suites import notification_checks as nc
 from suites.test_drift_alerts import IGNORE_REPLICAS
 from suites.test_notifications import FAST_FAIL
@@ -22,58 +20,49 @@ SHORT = 15.0  # the testbed delivers in about a second (see event_to_notified_s)
 NEVER = "app.status.operationState.phase in ['NeverHappens']"
 
 
-def _fails(fn, *args, bound: float, **kwargs) -> str:
-    t0 = time.monotonic()
-    with pytest.raises(CheckFailed) as failure:
-        fn(*args, **kwargs)
-    elapsed = time.monotonic() - t0
-    assert elapsed < bound + 10, f"the check took {elapsed:.0f}s to fail; its bound was {bound}s"
-    print(f"\n--- {fn.__name__} failed as expected after {elapsed:.1f}s:\n{failure.value}")  # shown with -s
-    return str(failure.value)
 
-
-def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target):  # noqa: F811
+def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     # bound: the sync must fail first (a few seconds), then the rejected post is terminal
-    message = _fails(nc.sync_failure_reaches_slack, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 30)
+    message = fails_within(nc.sync_failure_reaches_slack, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 30)
     assert "rejected" in message and "invalid_auth" in message and "auth_ok: False" in message, message
     assert n.slack_token not in message
 
 
-def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target):  # noqa: F811
+def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack_api_url=f"{target.receiver_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
-    message = _fails(nc.template_notify, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.template_notify, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message
 
 
-def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):  # noqa: F811
+def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    message = _fails(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
     assert f"trigger {n.on_deployed}" in message and "no request for revision" in message, message
 
 
-def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target):  # noqa: F811
+def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, omit_webhook_secret=True)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    message = _fails(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
     assert "Authorization hash differs" in message and f"literal ${n.webhook_token_key}" in message, message
 
 
-def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):  # noqa: F811
+def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
-    message = _fails(nc.drift_is_alerted, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
+    message = fails_within(nc.drift_is_alerted, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
     assert f"trigger {n.on_out_of_sync}" in message and "no OutOfSync alert" in message, message
 
 
 def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp, kube, argocd):
     app = deploy_myapp()  # the procedure's myapp-prod: no ignoreDifferences (the HPA pitfall)
-    message = _fails(nc.ignored_replicas_stay_synced, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
+    message = fails_within(nc.ignored_replicas_stay_synced, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
     assert "the replica change counted as drift" in message and "ignoreDifferences" in message, message
 
 

@@ -6,11 +6,9 @@ shared testbed (the application controller, the API server) and restore it after
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from fixtures.checks import CheckFailed
+from tests.breaking import fails_within
 from suites import app_of_apps_checks as aoa
 from suites import install_checks, item_checks, rbac_checks, repo_auth_checks
 
@@ -19,25 +17,17 @@ pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 SHORT = 15.0  # a bound the working setup meets many times over (see the suites' metrics)
 
 
-def _fails(fn, *args, bound: float, **kwargs) -> str:
-    t0 = time.monotonic()
-    with pytest.raises(CheckFailed) as failure:
-        fn(*args, **kwargs)
-    elapsed = time.monotonic() - t0
-    assert elapsed < bound + 10, f"the check took {elapsed:.0f}s to fail; its bound was {bound}s"
-    return str(failure.value)
-
 
 def test_self_heal_check_fails_when_self_heal_is_off(deploy_myapp, kube, argocd):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.selfHeal": False})
-    message = _fails(item_checks.drift_is_reverted, kube, argocd, app, "scale", timeout=SHORT, bound=SHORT)
+    message = fails_within(item_checks.drift_is_reverted, kube, argocd, app, "scale", timeout=SHORT, bound=SHORT)
     assert "replicas back to 5" in message and "replicas=1" in message
     assert "selfHeal=false" in message, message
 
 
 def test_prune_check_fails_when_prune_is_off(deploy_myapp, kube, argocd):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.prune": False})
-    message = _fails(item_checks.removed_manifest_is_pruned, kube, argocd, app, timeout=SHORT, bound=SHORT)
+    message = fails_within(item_checks.removed_manifest_is_pruned, kube, argocd, app, timeout=SHORT, bound=SHORT)
     assert f"service {app.namespace}/myapp still exists" in message
     assert "prune=false" in message, message
 
@@ -47,7 +37,7 @@ def test_auto_sync_check_fails_without_webhook_and_polling(deploy_myapp, kube, a
     app.repo.on_push = None  # no webhook for this push ...
     testbed_handle.start_component("argocd-application-controller", resync_seconds=0)  # ... and no polling
     try:
-        message = _fails(item_checks.commit_is_synced, kube, argocd, app, tag="v9.9.9", timeout=SHORT, bound=SHORT)
+        message = fails_within(item_checks.commit_is_synced, kube, argocd, app, tag="v9.9.9", timeout=SHORT, bound=SHORT)
     finally:
         testbed_handle.start_component("argocd-application-controller")
     assert "has not picked up the commit" in message, message
@@ -56,7 +46,7 @@ def test_auto_sync_check_fails_without_webhook_and_polling(deploy_myapp, kube, a
 def test_install_check_fails_when_api_server_is_stopped(argocd, testbed_handle):
     testbed_handle.stop_component("argocd-server")
     try:
-        message = _fails(install_checks.api_version, argocd, timeout=5, bound=5)
+        message = fails_within(install_checks.api_version, argocd, timeout=5, bound=5)
     finally:
         testbed_handle.start_component("argocd-server")
     assert "no answer from" in message, message
@@ -75,7 +65,7 @@ def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, t
                              "labels": {"argocd.argoproj.io/secret-type": "repository"}},
                 "stringData": {"type": "git", "url": repo.url, "username": repo.username,
                                "password": "wrong-" + repo.token[:6]}})
-    message = _fails(repo_auth_checks.connection_successful, argocd, repo.url, "HTTP(S) with a token",
+    message = fails_within(repo_auth_checks.connection_successful, argocd, repo.url, "HTTP(S) with a token",
                      timeout=SHORT, bound=SHORT)
     assert "authentication required" in message, message
     assert repo.token[:6] not in message
@@ -83,7 +73,7 @@ def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, t
 
 def test_app_of_apps_check_fails_when_a_child_is_outside_the_root_path(deploy_app_of_apps, argocd):
     layout = deploy_app_of_apps(myapp_dir="other-apps")  # committed, but not under argocd-apps/
-    message = _fails(aoa.children_roll_out, argocd, layout, timeout=30, bound=30)
+    message = fails_within(aoa.children_roll_out, argocd, layout, timeout=30, bound=30)
     assert f"missing children: {layout.apps[0]}" in message, message
 
 
@@ -91,5 +81,5 @@ def test_rbac_check_fails_when_a_role_grants_sync_to_everyone(production_project
     production = production_project(roles=lambda proj: [
         {"name": "developer", "policies": [f"p, proj:{proj}:developer, applications, *, {proj}/*, allow"]}])
     developer = rbac_checks.role_token(argocd, production.project, "developer")
-    message = _fails(rbac_checks.cannot_sync, developer, production.app, "developer", bound=5)
+    message = fails_within(rbac_checks.cannot_sync, developer, production.app, "developer", bound=5)
     assert "HTTP 200" in message and "the role grants sync" in message, message

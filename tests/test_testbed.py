@@ -16,7 +16,6 @@ import base64
 import dataclasses
 import json
 import os
-import re
 import signal
 import subprocess
 import sys

@@ -1,0 +1,310 @@
+"""Step 5: myapp converted to an Argo Rollouts canary (rollout.yaml, services.yaml,
+analysis-template.yaml, plus the Ingress the nginx traffic routing needs), deployed from
+Git by the procedure's Application.
+
+Differences from the procedure, on purpose:
+  * the timings below (ONE place; the procedure's values in comments);
+  * the AnalysisTemplate's Prometheus address is the target's Prometheus;
+  * the prod overlay sets the analysis arg `service-name` to `myapp-canary.<namespace>`,
+    so each test reads its own series from the shared traffic source;
+  * the prod overlay sets replicas with a patch: kustomize's `replicas:` field only knows
+    Deployment/StatefulSet/ReplicaSet/ReplicationController and refuses a Rollout
+    ("resource with name myapp does not match a config with the following GVK").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from typing import Callable
+
+import pytest
+import yaml
+
+from fixtures import checks, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.cleanup import Tracker
+from fixtures.gitrepo import GitRepo
+from fixtures.kube import Kube
+from fixtures.plugin import Diagnostics
+
+from . import applications, myapp, repos
+
+# ---- test timings: the procedure's steps, shortened so a run takes seconds ---------------
+CANARY_PAUSE = "3s"        # procedure: pause {duration: 5m} between weights
+ANALYSIS_INTERVAL = "3s"   # procedure: interval: 1m
+RATE_WINDOW = "10s"        # procedure: rate(...[1m]); Prometheus scrapes the traffic every 1s
+# The procedure's successCondition compares `result`, but Rollouts' Prometheus provider hands a
+# vector query's result over as a list ([]float64): every measurement then Errors with
+# "invalid operation: >= (mismatched types []float64 and float64)" and a background analysis
+# that only errored ends "Successful (Run Terminated)" when the rollout completes. The
+# scenarios use the indexed form; one test runs the verbatim one to show the defect.
+PROCEDURE_SUCCESS_CONDITION = "result >= 0.95"
+SUCCESS_CONDITION = "result[0] >= 0.95"
+# -------------------------------------------------------------------------------------------
+
+WEIGHTS = (20, 40, 60, 80, 100)
+ANALYSIS_STEP = 2  # startingStep: the background analysis begins at setWeight 40
+ROLLOUT, STABLE_SVC, CANARY_SVC, INGRESS, TEMPLATE = "myapp", "myapp-stable", "myapp-canary", "myapp-ingress", "success-rate"
+CANARY_INGRESS = f"{ROLLOUT}-{INGRESS}-canary"  # the name the nginx traffic router gives its copy
+WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
+BASE = "apps/myapp/base"
+FIRST_SYNC_TIMEOUT = 90.0
+
+
+def steps(indefinite_pause: bool = False) -> list[dict]:
+    """setWeight 20/40/60/80/100 with pauses; indefinite_pause makes the first one `pause: {}`
+    (the CLI checks need a rollout that waits for `promote`)."""
+    out: list[dict] = []
+    for i, w in enumerate(WEIGHTS):
+        out.append({"setWeight": w})
+        if w != WEIGHTS[-1]:
+            out.append({"pause": {} if (indefinite_pause and i == 0) else {"duration": CANARY_PAUSE}})
+    return out
+
+
+def rollout(image: str, tag: str, indefinite_pause: bool = False) -> dict:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": ROLLOUT},
+        "spec": {
+            "replicas": 5, "revisionHistoryLimit": 3, "selector": {"matchLabels": {"app": "myapp"}},
+            "template": {"metadata": {"labels": {"app": "myapp"}},
+                         "spec": {"containers": [{"name": "myapp", "image": f"{image}:{tag}",
+                                                  "ports": [{"containerPort": 8080}]}]}},
+            "strategy": {"canary": {
+                "steps": steps(indefinite_pause),
+                "canaryService": CANARY_SVC, "stableService": STABLE_SVC,
+                "trafficRouting": {"nginx": {"stableIngress": INGRESS,
+                                             "annotationPrefix": "nginx.ingress.kubernetes.io"}},
+                "analysis": {"templates": [{"templateName": TEMPLATE}], "startingStep": ANALYSIS_STEP,
+                             "args": [{"name": "service-name", "value": CANARY_SVC}]},
+            }},
+        },
+    }
+
+
+def services() -> list[dict]:
+    return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": n},
+             "spec": {"selector": {"app": "myapp"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+            for n in (STABLE_SVC, CANARY_SVC)]
+
+
+def analysis_template(prometheus_url: str, success_condition: str = SUCCESS_CONDITION) -> dict:
+    sel = '{service="{{args.service-name}}"'
+    query = (f'sum(rate(http_requests_total{sel},status=~"2.."}}[{RATE_WINDOW}]))\n/\n'
+             f'sum(rate(http_requests_total{sel}}}[{RATE_WINDOW}]))\n')
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": TEMPLATE},
+            "spec": {"args": [{"name": "service-name"}],
+                     "metrics": [{"name": "success-rate", "interval": ANALYSIS_INTERVAL,
+                                  "successCondition": success_condition,
+                                  "provider": {"prometheus": {"address": prometheus_url, "query": query}}}]}}
+
+
+def ingress() -> dict:
+    """The stable Ingress `stableIngress: myapp-ingress` names (the procedure assumes it exists)."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": INGRESS},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "myapp.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": STABLE_SVC, "port": {"number": 80}}}}]}}]}}
+
+
+def prod_overlay(namespace: str, metric_service: str, image: str, tag: str) -> dict:
+    patch = [{"op": "replace", "path": "/spec/replicas", "value": 5},
+             {"op": "replace", "path": "/spec/strategy/canary/analysis/args/0/value", "value": metric_service}]
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": namespace,
+            "resources": ["../../base"], "images": [{"name": image, "newTag": tag}],
+            "patches": [{"target": {"kind": "Rollout", "name": ROLLOUT},
+                         "patch": yaml.safe_dump(patch)}]}
+
+
+def write_layout(repo: GitRepo, namespace: str, *, prometheus_url: str, metric_service: str,
+                 image: str = myapp.DEFAULT_IMAGE, tag: str = "v1.0.0", indefinite_pause: bool = False,
+                 success_condition: str = SUCCESS_CONDITION) -> None:
+    """Step 2's layout with Step 5's conversion: deployment.yaml replaced by rollout.yaml."""
+    repo.write_yaml(f"{BASE}/kustomization.yaml", {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["rollout.yaml", "service.yaml", "services.yaml", "analysis-template.yaml", "ingress.yaml"]})
+    repo.write_yaml(f"{BASE}/rollout.yaml", rollout(image, "v1.0.0", indefinite_pause))
+    repo.write_yaml(f"{BASE}/service.yaml", myapp.base_files(image)[f"{BASE}/service.yaml"])
+    repo.write_yaml(f"{BASE}/services.yaml", *services())
+    repo.write_yaml(f"{BASE}/analysis-template.yaml", analysis_template(prometheus_url, success_condition))
+    repo.write_yaml(f"{BASE}/ingress.yaml", ingress())
+    repo.write_yaml(f"{myapp.PROD_PATH}/kustomization.yaml", prod_overlay(namespace, metric_service, image, tag))
+
+
+def metric_service(namespace: str) -> str:
+    """The `service=` label this test's canary traffic carries (unique per namespace)."""
+    return f"{CANARY_SVC}.{namespace}"
+
+
+# ---- one look at the rollout: what every canary check reads ------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    exists: bool
+    generation: int = 0
+    observed_generation: str = ""
+    phase: str = ""
+    message: str = ""
+    step_index: int | None = None
+    abort: bool = False
+    stable_rs: str = ""
+    current_hash: str = ""
+    image: str = ""
+    canary_weight: int | None = None           # None: no canary Ingress (yet)
+    analysis_runs: tuple[dict, ...] = ()        # name, phase, message, hash, startedAt, completedAt
+
+    @property
+    def status_stale(self) -> bool:
+        return self.exists and self.observed_generation != str(self.generation)
+
+    def describe(self) -> str:
+        if not self.exists:
+            return f"rollout {ROLLOUT} does not exist"
+        s = (f"rollout phase={self.phase or '?'} step={self.step_index} abort={self.abort} "
+             f"stableRS={self.stable_rs or '-'} currentPodHash={self.current_hash or '-'} image={self.image} "
+             f"canary-weight={self.canary_weight} generation={self.generation} "
+             f"observedGeneration={self.observed_generation or '-'}")
+        if self.message:
+            s += f" message={self.message[:200]!r}"
+        if self.analysis_runs:
+            s += "; analysisruns=[" + ", ".join(
+                f"{a['name']}: {a['phase'] or 'Pending'}" + (f" ({a['message'][:300]})" if a["message"] else "")
+                + f" measurements={measurements(a)}" for a in self.analysis_runs) + "]"
+        return s
+
+
+def measurements(run: dict) -> str:
+    """`[Successful 1, Error: <provider message>]`, oldest first, the last 5."""
+    return "[" + ", ".join(f"{p}{' ' + v if v else ''}{': ' + m[:200] if m else ''}"
+                           for p, v, m in run["measurements"][-5:]) + "]"
+
+
+def plugin(kube: Kube, namespace: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`kubectl argo rollouts <args> -n <ns>`. The kubeconfig goes by environment: kubectl
+    refuses flags placed before a plugin's name."""
+    cmd = ["kubectl", "argo", "rollouts", *args, "-n", namespace] + (["--context", kube.context] if kube.context else [])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**kube.env, "KUBECONFIG": str(kube.kubeconfig)})
+
+
+def look(kube: Kube, namespace: str) -> View:
+    ro = kube.get("rollouts.argoproj.io", ROLLOUT, namespace)
+    if ro is None:
+        return View(exists=False)
+    st = ro.get("status") or {}
+    ing = kube.get("ingress", CANARY_INGRESS, namespace)
+    weight = None
+    if ing is not None:
+        raw = (ing["metadata"].get("annotations") or {}).get(WEIGHT_ANNOTATION)
+        weight = int(raw) if raw not in (None, "") else None
+    runs = []
+    listed = json.loads(kube.kubectl("get", "analysisruns.argoproj.io", "-n", namespace, "-o", "json").stdout)
+    for ar in sorted(listed["items"],
+                     key=lambda a: a["metadata"]["creationTimestamp"]):
+        ast = ar.get("status") or {}
+        msg = ast.get("message") or "; ".join(m.get("message", "") for m in ast.get("metricResults") or []
+                                              if m.get("message"))
+        measured = [m for r in ast.get("metricResults") or [] for m in r.get("measurements") or []]
+        runs.append({"name": ar["metadata"]["name"], "phase": ast.get("phase", ""), "message": msg,
+                     "measurements": tuple((m.get("phase", ""), m.get("value", ""), m.get("message", ""))
+                                           for m in measured),
+                     "hash": (ar["metadata"].get("labels") or {}).get("rollouts-pod-template-hash", ""),
+                     "startedAt": ast.get("startedAt") or ar["metadata"]["creationTimestamp"],
+                     "completedAt": ast.get("completedAt", "")})
+    return View(exists=True, generation=ro["metadata"].get("generation", 0),
+                observed_generation=str(st.get("observedGeneration", "")), phase=st.get("phase", ""),
+                message=st.get("message", ""), step_index=st.get("currentStepIndex"), abort=bool(st.get("abort")),
+                stable_rs=st.get("stableRS", ""), current_hash=st.get("currentPodHash", ""),
+                image=ro["spec"]["template"]["spec"]["containers"][0]["image"], canary_weight=weight,
+                analysis_runs=tuple(runs))
+
+
+def rollout_healthy(kube: Kube, namespace: str, image: str | None = None) -> checks.Probe:
+    """Fully promoted: Healthy, status current, stable == current revision (at `image`)."""
+    def probe() -> checks.Observation:
+        v = look(kube, namespace)
+        ok = (v.exists and not v.status_stale and v.phase == "Healthy" and v.stable_rs
+              and v.stable_rs == v.current_hash and (image is None or v.image == image))
+        return checks.ok(v.describe()) if ok else checks.pending(v.describe())
+    return probe
+
+
+def app_synced(argocd: ArgoCD, name: str, revision: str | None = None) -> checks.Probe:
+    """Synced (at `revision`) with Argo CD's own health of the Rollout Healthy. The app-level
+    health is reported but not required: Argo CD calls an Ingress Progressing until an ingress
+    controller publishes its address, and the testbed runs no nginx (kwok fakes only pods)."""
+    synced = probes.app_synced(argocd, name, revision=revision, healthy=False)
+
+    def probe() -> checks.Observation:
+        obs = synced()
+        tree = argocd.json("GET", f"/api/v1/applications/{name}/resource-tree")
+        health = {f"{n['kind']}/{n['name']}": (n.get("health") or {}).get("status")
+                  for n in tree.get("nodes") or [] if n.get("health")}
+        waiting = [k for k, h in health.items() if h != "Healthy" and not (k.startswith("Ingress/") and h == "Progressing")]
+        seen = f"{obs.observed}; Rollout health={health.get('Rollout/' + ROLLOUT)}; not Healthy: " + \
+               (", ".join(f"{k}={h}" for k, h in health.items() if h != "Healthy") or "none")
+        if obs.outcome is not checks.Outcome.OK:
+            return checks.Observation(obs.outcome, seen, obs.detail)
+        return checks.ok(seen) if health.get(f"Rollout/{ROLLOUT}") == "Healthy" and not waiting else checks.pending(seen)
+    return probe
+
+
+# ---- the deploy factory --------------------------------------------------------------------
+
+@dataclasses.dataclass
+class DeployedRollout:
+    name: str            # the Application
+    namespace: str
+    repo: GitRepo
+    manifest: dict
+    synced_revision: str
+    metric_service: str  # the `service=` label the analysis queries
+    image: str = myapp.DEFAULT_IMAGE
+
+
+@pytest.fixture
+def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnostics: Diagnostics,
+                   git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
+                   unique: Callable[[str], str]) -> Callable[..., DeployedRollout]:
+    """deploy_rollout(metric_service=None, indefinite_pause=False, changes=None) -> DeployedRollout,
+    synced and fully rolled out at v1.0.0 (a first revision goes straight to 100%)."""
+    if not target.prometheus_url:
+        pytest.skip("the canary analysis needs a Prometheus the Rollouts controller reaches (target.prometheus_url)")
+    diagnostics.components.append("rollouts-controller")
+
+    def make(*, metric_service: str | None = None, indefinite_pause: bool = False,
+             changes: dict | None = None, success_condition: str = SUCCESS_CONDITION) -> DeployedRollout:
+        repo = git_repo("myapp")
+        ns = namespace("prod", create=False)
+        metric = metric_service or globals()["metric_service"](ns)
+        write_layout(repo, ns, prometheus_url=target.prometheus_url, metric_service=metric,
+                     indefinite_pause=indefinite_pause, success_condition=success_condition)
+        sha = repo.commit_and_push("Convert myapp to an Argo Rollouts canary")
+        repos.register_https(argocd, repo)
+        name = unique("myapp-prod")
+        manifest = applications.application(name, repo.url, myapp.PROD_PATH, ns)
+        if changes:
+            manifest = applications.with_changes(manifest, **changes)
+        diagnostics.apps.append(name)
+        diagnostics.objects.append(("rollouts.argoproj.io", ROLLOUT, ns))
+        applications.apply(kube, tracker, manifest)
+        checks.eventually(
+            checks.all_of(app_synced(argocd, name, revision=sha), rollout_healthy(kube, ns)),
+            timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of the Rollout app {name} (procedure step 5)",
+            expected=f"Synced at {sha[:10]}, Rollout myapp Healthy in {ns} (for Argo CD and the Rollouts controller)",
+            remediation=hints.ON_FAILURE[5])
+        return DeployedRollout(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha,
+                               metric_service=metric)
+
+    return make
+
+
+@pytest.fixture
+def traffic(target):
+    """The traffic source the analysis reads (TrafficClient.set_success_rate(service, rate))."""
+    if not target.trafficgen_url:
+        pytest.skip("no traffic source to drive the success rate (target.trafficgen_url)")
+    from testbed.peers.trafficgen import TrafficClient
+
+    return TrafficClient(target.trafficgen_url)

@@ -1,0 +1,356 @@
+"""Validation item `canary` (procedure step 5): the checks, as functions, so the suite and
+the self-tests that break the setup on purpose run the same code.
+
+Each check changes the Rollout the way the procedure does (a Git commit synced by Argo CD,
+or a `kubectl argo rollouts` command), polls the Rollout, its canary Ingress and its
+AnalysisRuns, and returns what it measured or raises CheckFailed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+
+from fixtures import checks, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.checks import Observation
+from fixtures.kube import Kube
+from scenarios import myapp, rollouts
+from scenarios.rollouts import DeployedRollout, View, look
+
+# Bounds (seconds, before --timeout-scale). A full walk is 4 pauses of CANARY_PAUSE plus
+# the analysis; the testbed does it in ~20s.
+SYNC = 60.0
+CANARY = 120.0
+ABORT = 90.0
+CLI = 60.0
+FAST = {"initial_wait": 0.2, "max_wait": 0.5}  # each weight lasts only CANARY_PAUSE: poll fast
+REMEDY = hints.for_item("canary")
+BAD_ANALYSIS = ("Failed", "Error", "Inconclusive")
+
+
+def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedRollout):
+    def collect() -> dict[str, str]:
+        ns = app.namespace
+        tree = rollouts.plugin(kube, ns, "get", "rollout", rollouts.ROLLOUT)
+        return {"rollout-tree": tree.stdout or tree.stderr,
+                "rollout": kube.get_yaml("rollouts.argoproj.io", rollouts.ROLLOUT, ns),
+                "analysisruns": kube.kubectl("get", "analysisruns.argoproj.io", "-n", ns, "-o", "yaml", check=False).stdout,
+                "canary-ingress": kube.get_yaml("ingress", rollouts.CANARY_INGRESS, ns),
+                "application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
+                "events": kube.events(ns)}
+    return collect
+
+
+def _stale(v: View) -> str:
+    # the controller writes observedGeneration when it has seen a spec: if it lags, nothing moves
+    return (f"the Rollouts controller has not updated the Rollout status (observedGeneration="
+            f"{v.observed_generation or '-'} < generation={v.generation}): the rollout does not progress")
+
+
+def _runs_of(v: View, pod_hash: str) -> list[dict]:
+    return [a for a in v.analysis_runs if a["hash"] == pod_hash]
+
+
+def _bad_analysis(v: View) -> str | None:
+    for a in _runs_of(v, v.current_hash):
+        if a["phase"] in BAD_ANALYSIS:
+            return (f"AnalysisRun {a['name']} {a['phase']}: {a['message'] or '(no message)'}; "
+                    f"measurements {rollouts.measurements(a)}")
+    return None
+
+
+def _ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
+    """AnalysisRun start -> its Successful/Failed phase. The API's startedAt/completedAt have 1s
+    resolution, so the Recorder's own sightings (polled every <=0.5s) are preferred."""
+    if rec is not None and run["name"] in rec.decided:
+        # a run that fails on its first measurement is never seen undecided: then it started
+        # when the rollout reached the analysis' startingStep
+        start = rec.first_seen.get(run["name"], rec.analysis_step_at)
+        if start is not None:
+            return max(0.0, rec.decided[run["name"]] - start)
+    if run.get("startedAt") and run.get("completedAt"):
+        return _ts(run["completedAt"]) - _ts(run["startedAt"])
+    return None
+
+
+class Recorder:
+    """Looks at the rollout and remembers the sequence of canary weights and steps it saw."""
+
+    def __init__(self, kube: Kube, namespace: str):
+        self.kube, self.namespace = kube, namespace
+        self.weights: list[int] = []
+        self.steps: list[int] = []
+        self.first_seen: dict[str, float] = {}  # AnalysisRun -> when first seen still undecided
+        self.decided: dict[str, float] = {}     # AnalysisRun -> when first seen Successful/Failed/...
+        self.analysis_step_at: float | None = None  # when the new revision reached startingStep
+
+    def look(self) -> View:
+        v = look(self.kube, self.namespace)
+        if v.canary_weight is not None and (not self.weights or self.weights[-1] != v.canary_weight):
+            self.weights.append(v.canary_weight)
+        if v.step_index is not None and (not self.steps or self.steps[-1] != v.step_index):
+            self.steps.append(v.step_index)
+        now = time.monotonic()
+        if (self.analysis_step_at is None and v.step_index is not None and v.step_index >= rollouts.ANALYSIS_STEP
+                and any(i < rollouts.ANALYSIS_STEP for i in self.steps)):
+            self.analysis_step_at = now
+        for a in v.analysis_runs:
+            if a["phase"] in ("", "Pending", "Running"):
+                self.first_seen.setdefault(a["name"], now)
+            else:
+                self.decided.setdefault(a["name"], now)
+        return v
+
+
+def commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
+    """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
+    keeps watching meanwhile: the first weight may be set before the sync is reported."""
+    myapp.set_prod(app.repo, tag=tag)
+    sha = app.repo.commit_and_push(f"Release myapp {tag}")
+    synced = probes.app_synced(argocd, app.name, revision=sha, healthy=False)
+
+    def probe() -> Observation:
+        rec.look()
+        return synced()
+
+    checks.eventually(probe, timeout=SYNC, **FAST,
+                      what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
+                      expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
+                      evidence=_evidence(kube, argocd, app))
+    return sha
+
+
+@dataclasses.dataclass
+class CanaryResult:
+    weights: list[int]          # canary-weight annotation values, in the order seen
+    steps: list[int]            # status.currentStepIndex values, in the order seen
+    analysis_run: str
+    analysis_phase: str
+    decision_s: float | None
+
+
+def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
+                      timeout: float = CANARY) -> CanaryResult:
+    """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
+    Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
+    traffic.set_success_rate(app.metric_service, 1.0)
+    old = look(kube, app.namespace)
+    new_image = f"{app.image}:{tag}"
+    rec = Recorder(kube, app.namespace)
+    sha = commit_tag(kube, argocd, app, tag, rec)
+
+    def promoted() -> Observation:
+        v = rec.look()
+        seen = f"{v.describe()}; weights seen={rec.weights}"
+        if v.status_stale:
+            return checks.pending(f"{_stale(v)}; {seen}")
+        bad = _bad_analysis(v)
+        if bad or v.abort or v.phase == "Degraded":
+            return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
+        if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
+                and v.stable_rs != old.stable_rs):
+            return checks.ok(seen)
+        return checks.pending(seen)
+
+    what = f"canary rollout of {new_image} in {app.namespace}"
+    checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                      expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
+                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app))
+    walked = [w for w in rec.weights if w > 0]
+    checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
+                  what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
+                  expected=f"the canary Ingress weight rising through {list(rollouts.WEIGHTS[:-1])}",
+                  remediation=REMEDY)
+
+    new_hash = look(kube, app.namespace).current_hash
+
+    def analysis_done() -> Observation:
+        runs = _runs_of(rec.look(), new_hash)
+        seen = f"analysisruns of revision {new_hash}: " + (", ".join(
+            f"{a['name']}={a['phase'] or 'Pending'} measurements={rollouts.measurements(a)}" for a in runs) or "none")
+        # a background run that only errored still ends "Successful (Run Terminated)": require a
+        # measurement that actually met the success condition
+        if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
+            return checks.ok(seen)
+        if any(a["phase"] in BAD_ANALYSIS + ("Successful",) for a in runs):
+            return checks.failed(seen, "the analysis never measured a success: the rollout was promoted unverified")
+        return checks.pending(seen)
+
+    # background analysis ends when the rollout completes; its phase lands just after
+    checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
+                      remediation=REMEDY, evidence=_evidence(kube, argocd, app))
+    run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
+
+    def settled() -> Observation:
+        v = look(kube, app.namespace)
+        return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
+
+    checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
+                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app),
+                      expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
+                               "(Argo CD does not fight the Rollouts controller)")
+    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], decision_seconds(run, rec))
+
+
+def stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
+    """The stable ReplicaSet's image and ready pods, in words."""
+    rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
+                                 "-o", "json").stdout)["items"]
+    pods = json.loads(kube.kubectl("get", "pods", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
+                                   "-o", "json").stdout)["items"]
+    images = sorted({c["image"] for p in pods for c in p["spec"]["containers"]})
+    ready = sum(all(c.get("ready") for c in (p.get("status") or {}).get("containerStatuses") or [{}]) for p in pods)
+    return f"rs={[r['metadata']['name'] for r in rs]} pods={len(pods)} ready={ready} images={images}"
+
+
+def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str, rate: float = 0.5,
+                  timeout: float = ABORT) -> float | None:
+    """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
+    keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
+    decision time."""
+    traffic.set_success_rate(app.metric_service, rate)
+    old = look(kube, app.namespace)
+    new_image = f"{app.image}:{tag}"
+    rec = Recorder(kube, app.namespace)
+    commit_tag(kube, argocd, app, tag, rec)
+
+    def aborted() -> Observation:
+        v = rec.look()
+        seen = f"{v.describe()}; weights seen={rec.weights}"
+        if v.status_stale:
+            return checks.pending(f"{_stale(v)}; {seen}")
+        if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
+            return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
+                                       f"did not fail it")
+        runs = _runs_of(v, v.current_hash)
+        if any(a["phase"] in ("Error", "Inconclusive") for a in runs):
+            return checks.failed(seen, "the analysis did not decide Failed: " + (_bad_analysis(v) or ""))
+        ok = v.abort and v.phase == "Degraded" and any(a["phase"] == "Failed" for a in runs)
+        return checks.ok(seen) if ok else checks.pending(seen)
+
+    what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
+    checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                      expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
+                      evidence=_evidence(kube, argocd, app))
+    failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
+                      if a["phase"] == "Failed")
+
+    def old_serves() -> Observation:
+        v = look(kube, app.namespace)
+        svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
+        selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
+        pods = stable_pods(kube, app.namespace, old.stable_rs)
+        seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
+               f"canary-weight={v.canary_weight}, stable {pods}"
+        ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
+              and f"images=['{old.image}']" in pods and "ready=5" in pods)
+        return checks.ok(seen) if ok else checks.pending(seen)
+
+    checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
+                      expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                      evidence=_evidence(kube, argocd, app))
+    return decision_seconds(failed_run, rec)
+
+
+# ----- the procedure's kubectl argo rollouts commands ---------------------------------------
+
+def cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
+    """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
+    command = "kubectl argo rollouts " + " ".join(args)
+    proc = rollouts.plugin(kube, app.namespace, *args)
+    checks.expect(proc.returncode == 0, what=f"`{command}` (procedure step 5)", expected="exit 0",
+                  observed=f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}", remediation=REMEDY)
+    return proc.stdout
+
+
+def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond, timeout: float = CLI) -> View:
+    def probe() -> Observation:
+        v = look(kube, app.namespace)
+        if v.status_stale:
+            return checks.pending(f"{_stale(v)}; {v.describe()}")
+        return checks.ok(v.describe()) if cond(v) else checks.pending(v.describe())
+    checks.eventually(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
+                      evidence=_evidence(kube, argocd, app))
+    return look(kube, app.namespace)
+
+
+def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str) -> View:
+    """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
+    image = f"{app.image}:{tag}"
+    cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
+    return _until(kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
+                  "phase Paused at step 1 (pause: {}) with canary weight 20",
+                  lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20)
+
+
+def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, hold: float = 15.0) -> View:
+    """`set image` under the procedure's own Application: the canary it starts must not be undone
+    by Argo CD for `hold` seconds (selfHeal reverts an out-of-band spec edit to Git's)."""
+    image = f"{app.image}:{tag}"
+    set_image_pauses(kube, argocd, app, tag)
+    t0 = time.monotonic()
+
+    def holds() -> Observation:
+        v = look(kube, app.namespace)
+        seen = f"{v.describe()} [{probes.sync_policy(argocd, app.name)}]"
+        if v.image != image:
+            return checks.failed(seen, f"Argo CD reverted the Rollout to Git's image {time.monotonic() - t0:.0f}s "
+                                       "after `set image`")
+        return checks.ok(seen) if time.monotonic() - t0 >= hold else checks.pending(seen)
+
+    checks.eventually(holds, timeout=hold + 10, what=f"`kubectl argo rollouts set image myapp myapp={image}` under "
+                      f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
+                      remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
+                                  "ignoreDifferences for the Rollout's image while using the imperative commands. "
+                                  + REMEDY, evidence=_evidence(kube, argocd, app), max_wait=1.0)
+    return look(kube, app.namespace)
+
+
+def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout) -> View:
+    image = look(kube, app.namespace).image
+    cli(kube, app, "promote", rollouts.ROLLOUT)
+    return _until(kube, argocd, app, "`kubectl argo rollouts promote myapp`", f"past the pause, Healthy with {image} stable",
+                  lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image)
+
+
+def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str) -> View:
+    cli(kube, app, "abort", rollouts.ROLLOUT)
+    return _until(kube, argocd, app, "`kubectl argo rollouts abort myapp`",
+                  f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
+                  lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs)
+
+
+def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str) -> View:
+    cli(kube, app, "undo", rollouts.ROLLOUT)
+    return _until(kube, argocd, app, "`kubectl argo rollouts undo myapp`",
+                  f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
+                  lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
+                  and v.stable_rs == v.current_hash)
+
+
+def history_lists_revisions(kube: Kube, app: DeployedRollout) -> str:
+    """`kubectl argo rollouts history myapp`, as the procedure writes it. The plugin (v1.9) has
+    no such command; the same history (one `revision:N` per ReplicaSet) is what `kubectl argo
+    rollouts get rollout myapp` prints, so that is checked instead and the gap is reported."""
+    proc = rollouts.plugin(kube, app.namespace, "history", rollouts.ROLLOUT)
+    out = (proc.stdout + proc.stderr).strip()
+    if proc.returncode == 0 and "REVISION" in out.upper():
+        return out
+    version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
+    checks.expect("unknown command" in out, what="`kubectl argo rollouts history myapp`",
+                  expected="a list of the Rollout's revisions", observed=f"exit {proc.returncode}: {out[:400]}",
+                  remediation=REMEDY)
+    got = rollouts.plugin(kube, app.namespace, "get", "rollout", rollouts.ROLLOUT)
+    listing = (got.stdout + got.stderr).strip()
+    checks.expect(got.returncode == 0 and "revision:" in listing, what="the Rollout's revision history",
+                  expected="`kubectl argo rollouts get rollout myapp` lists its revisions (revision:N)",
+                  observed=f"exit {got.returncode}: {listing[:400]}", remediation=REMEDY)
+    revisions = sorted({w for w in listing.split() if w.startswith("revision:")})
+    return (f"the procedure's `history` is not a command of the plugin ({version}); "
+            f"`get rollout` lists {', '.join(revisions)}")

@@ -1,0 +1,48 @@
+"""Validation: Argo Rollouts perform progressive canary deployments (procedure step 5)."""
+from __future__ import annotations
+
+import pytest
+
+from suites import canary_checks
+
+pytestmark = pytest.mark.validation("canary")
+
+
+def test_canary_walks_weights_and_promotes_on_healthy_analysis(deploy_rollout, kube, argocd, traffic,
+                                                               record_metric, record_check):
+    app = deploy_rollout()
+    result = canary_checks.canary_progresses(kube, argocd, traffic, app, tag="v1.1.0")
+    record_check("canary weight sequence", "20→40→60→80(→100) then 0", f"weights {result.weights}, steps {result.steps}",
+                 True)
+    if result.decision_s is not None:
+        record_metric("analysis_decision_s", result.decision_s)
+
+
+def test_canary_aborts_and_stable_keeps_serving_on_failed_analysis(deploy_rollout, kube, argocd, traffic,
+                                                                    record_metric):
+    app = deploy_rollout()
+    decision = canary_checks.canary_aborts(kube, argocd, traffic, app, tag="v1.1.0", rate=0.5)
+    if decision is not None:
+        record_metric("analysis_decision_s", decision)
+
+
+def test_cli_set_image_promote_abort_undo(deploy_rollout, kube, argocd, traffic):
+    """The procedure's imperative commands on a Rollout whose first pause is `pause: {}`.
+    They edit the Rollout's spec out of band, which the procedure's selfHeal would revert
+    (the "revision mismatch" note of step 5), so this Application has selfHeal off."""
+    app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
+    traffic.set_success_rate(app.metric_service, 1.0)
+    v1 = f"{app.image}:v1.0.0"
+    canary_checks.set_image_pauses(kube, argocd, app, "v1.1.0")
+    stable = canary_checks.promote_completes(kube, argocd, app)
+    canary_checks.set_image_pauses(kube, argocd, app, "v1.2.0")
+    canary_checks.abort_returns_to_stable(kube, argocd, app, stable.stable_rs)
+    back = canary_checks.undo_rolls_back(kube, argocd, app, stable.image)
+    assert back.stable_rs == stable.stable_rs and back.image != v1, back.describe()
+
+
+def test_cli_history(deploy_rollout, kube, record_check):
+    """`kubectl argo rollouts history myapp -n production`, as step 5 writes it."""
+    app = deploy_rollout()
+    record_check("rollout history", "the Rollout's revisions are listed",
+                 canary_checks.history_lists_revisions(kube, app), True)

@@ -1,0 +1,47 @@
+"""Validation: Image Updater promotes new image versions (procedure step 4).
+
+prod: semver strategy + git write-back moves the app to the highest stable tag (never an
+rc, beta or other tag) by a commit in Git, and a newly pushed release promotes again.
+staging: digest strategy + argocd write-back follows a moved tag to its new digest.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scenarios import image_updater as iu
+from suites import image_promotion_checks as ipc
+
+pytestmark = pytest.mark.validation("image_promotion")
+
+
+def test_semver_promotes_highest_stable_tag_via_git(deploy_myapp, kube, tracker, diagnostics, target, unique,
+                                                    record_metric, record_check):
+    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique)
+    allowed = iu.tag_filter(iu.ALLOW_SEMVER, iu.IGNORE_RC)
+    ipc.promoted(kube, target, app, image, "v1.1.0", allowed=allowed)
+    _, commit = ipc.git_declared(app)
+    record_check("updater write-back commit", f"a commit by {iu.UPDATER_AUTHOR} in Git", commit, bool(commit))
+
+    t0 = time.monotonic()
+    image.push("v1.3.0")  # a new release: promoted without any manual step
+    ipc.promoted(kube, target, app, image, "v1.3.0", allowed=allowed, start_tag="v1.1.0")
+    record_metric("tag_to_promoted_s", time.monotonic() - t0)
+
+
+def test_digest_strategy_follows_moved_tag(deploy_myapp, kube, argocd, tracker, diagnostics, target, unique,
+                                           record_metric):
+    diagnostics.components.append("argocd-image-updater")
+    image = iu.new_image(target.registry, unique)
+    digests = image.push(*iu.TAGS)
+    prod = deploy_myapp(image=image.name)
+    staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
+    iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
+    ipc.digest_followed(kube, target, staging, image, "staging-abc", digests["staging-abc"])
+
+    t0 = time.monotonic()
+    moved = image.move("staging-abc", "build-2")  # CI re-points staging-abc at a new build
+    assert moved != digests["staging-abc"]
+    ipc.digest_followed(kube, target, staging, image, "staging-abc", moved)
+    record_metric("tag_to_promoted_s", time.monotonic() - t0)

@@ -1,0 +1,46 @@
+"""The image_promotion check must be able to fail, visibly: each test sets Step 4 up wrongly
+on purpose and asserts the check FAILS within its bound with a message naming the cause.
+
+Marked like tests/test_breaks_setup.py: local testbed, run serially.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.breaking import check_failure
+from scenarios import image_updater as iu
+from suites import image_promotion_checks as ipc
+
+pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
+
+BOUND = 30.0  # three updater intervals on the testbed; a working promotion takes ~13s
+
+
+def _fails(fn, *args, bound: float = BOUND, **kwargs):
+    return check_failure(fn, *args, timeout=bound, bound=bound, **kwargs)
+
+
+def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kube, tracker, diagnostics, target, unique):
+    allow = r"regexp:^release-[0-9]+$"  # a typo'd pattern: no pushed tag looks like this
+    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique, allow=allow)
+    failure = _fails(ipc.promoted, kube, target, app, image, "v1.1.0", allowed=iu.tag_filter(allow, iu.IGNORE_RC))
+    message = str(failure)
+    assert "no tag matched" in message and "app stays at v1.0.0" in message, message
+    # the updater's own word, from its log (v0.12 reports "no match" as "already on latest")
+    assert "already on latest allowed version" in message or "No suitable image tag" in message, message
+    assert "Procedure step" not in message and "verify tag regex matches actual tags" in message  # ON_FAILURE[4]
+
+
+def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp, kube, tracker, diagnostics, target, unique):
+    git = target.git
+    if not (git.read_only_username and git.read_only_token):
+        pytest.skip("the Git server has no read-only user to break write-back with")
+    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique,
+                                creds=(git.read_only_username, git.read_only_token))
+    failure = _fails(ipc.promoted, kube, target, app, image, "v1.1.0", allowed=iu.tag_filter(iu.ALLOW_SEMVER, iu.IGNORE_RC))
+    message = str(failure)
+    # not silent: the updater chose v1.1.0, its push was refused, and the check says so
+    assert f"no commit by {iu.UPDATER_AUTHOR}" in message and "app stays at v1.0.0" in message, message
+    assert "Could not update application spec" in message and "403" in message, message
+    assert "403" in failure.evidence[f"log-argocd-image-updater-{app.name}"]
+    assert git.read_only_token not in message + "".join(failure.evidence.values())
