@@ -1,0 +1,23 @@
+"""The Common Pitfalls audit of the team's own GitOps repository (`--audit-repo PATH`),
+reported as the optional item `pitfalls`. Without --audit-repo it is skipped and the item is
+left out of the report (it is not one of the eleven Validation items)."""
+from __future__ import annotations
+
+import pytest
+
+from audit import audit
+
+pytestmark = pytest.mark.validation("pitfalls")
+
+
+def test_gitops_repository_has_no_error_findings(settings, record_check, record_evidence):
+    if settings.audit_repo is None:
+        pytest.skip("no --audit-repo given: the repository audit is optional")
+    report = audit(settings.audit_repo)
+    record_evidence("audit-findings", report.to_text())
+    for f in report.findings:
+        record_check(f"{f.rule} {f.file}:{f.line}", "no finding", f"{f.severity}: {f.message}",
+                     f.severity != "error", f.remediation)
+    errors = [f for f in report.findings if f.severity == "error"]
+    assert not errors, (f"{len(errors)} error finding(s) in {settings.audit_repo}: "
+                        + "; ".join(f"{f.rule} at {f.file}:{f.line}" for f in errors[:10]))
