@@ -301,10 +301,6 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnos
 
 
 @pytest.fixture
-def traffic(target):
-    """The traffic source the analysis reads (TrafficClient.set_success_rate(service, rate))."""
-    if not target.trafficgen_url:
-        pytest.skip("no traffic source to drive the success rate (target.trafficgen_url)")
-    from testbed.peers.trafficgen import TrafficClient
-
-    return TrafficClient(target.trafficgen_url)
+def traffic(metrics):
+    """The traffic source the analysis reads (the harness's `metrics` fixture)."""
+    return metrics
