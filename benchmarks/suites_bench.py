@@ -1,0 +1,79 @@
+"""How long the suites take on a warm testbed (a script that prints figures, not a test).
+
+    python -m benchmarks.suites_bench [--runs 3] [--reuse-testbed DIR]
+
+Groups, with their targets on 2 cores:
+  steps 1-3: install, repo_auth, auto_sync, self_heal, prune, app_of_apps, rbac   <= 90 s
+  steps 4-6: image_promotion, canary, notifications, drift_alerts                 <= 120 s
+Each group runs `pytest suites/ -m "<items>"` against one testbed started once (or given);
+the figure is the wall time of the pytest process, median over the runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = {
+    "steps 1-3": (["install", "repo_auth", "auto_sync", "self_heal", "prune", "app_of_apps", "rbac"], 90),
+    "steps 4-6": (["image_promotion", "canary", "notifications", "drift_alerts"], 120),
+}
+
+
+def run_group(items: list[str], state_dir: Path) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as report:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-m", " or ".join(items), "-q",
+                               "-p", "no:cacheprovider", "--reuse-testbed", str(state_dir), "--report-dir", report],
+                              cwd=ROOT, capture_output=True, text=True)
+        elapsed = time.monotonic() - t0
+        try:
+            statuses = json.loads((Path(report) / "conformance.json").read_text())["items"]
+            outcome = ", ".join(f"{i}={statuses[i]['status']}" for i in items)
+        except (OSError, KeyError, ValueError):
+            outcome = f"no report (pytest exit {proc.returncode})"
+    return elapsed, outcome
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--reuse-testbed", type=Path, default=None)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from testbed.stack import Testbed
+
+    print(f"date     {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"machine  {os.cpu_count()} CPU(s), {platform.platform()}, Python {platform.python_version()}")
+    state = args.reuse_testbed or Path(tempfile.mkdtemp(prefix="suites-bench-"))
+    tb = Testbed(state, out=lambda line: None)
+    started = not tb.is_up()
+    if started:
+        tb.up()
+    try:
+        for name, (items, target) in GROUPS.items():
+            times = []
+            for i in range(args.runs):
+                elapsed, outcome = run_group(items, state)
+                times.append(elapsed)
+                print(f"  {name} run {i + 1}: {elapsed:6.1f}s  {outcome}")
+            median = statistics.median(times)
+            verdict = "meets" if median <= target else "MISSES"
+            print(f"{name}: median {median:.1f}s over {args.runs} run(s) (min {min(times):.1f}, max {max(times):.1f}); "
+                  f"target <= {target}s: {verdict}")
+    finally:
+        if started:
+            tb.down(quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
