@@ -27,3 +27,12 @@ def _own_run_id_for_inner_sessions(request):
     names._reset_run_id()
     yield
     names._run_id = saved
+
+
+@pytest.fixture(autouse=True)
+def _session_secrets_survive():
+    """Unit tests clear the redaction registry; the outer session's secrets come back after each."""
+    from fixtures import redact
+
+    with redact.saved_secrets():
+        yield

@@ -289,3 +289,13 @@ def test_secret_shortened_by_pytest_assertion_output_is_masked():
     unregistered = "E   AssertionError: 'ghp_Q8w7E6r5...1O0pAsDfGhJkL'"
     assert "Q8w7E6r5" not in redact(unregistered)
     assert redact("ordinary text... and more") == "ordinary text... and more"
+
+
+def test_saved_secrets_restores_the_registry():
+    from fixtures.redact import saved_secrets
+
+    register_secret("session-admin-password")
+    with saved_secrets():
+        clear_secrets()
+        assert redact("session-admin-password") == "session-admin-password"
+    assert redact("session-admin-password") == MASK
