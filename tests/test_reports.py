@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 import fixtures  # noqa: E402
 import gitops_conformance  # noqa: E402
 from fixtures import hints  # noqa: E402
-from fixtures.redact import clear_secrets  # noqa: E402
+from tests import inner_runs  # noqa: E402
 from fixtures.results import VALIDATION_ITEMS  # noqa: E402
 from reports import archive, render  # noqa: E402
 
@@ -94,15 +94,10 @@ def test_canary():
 
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch):
-    monkeypatch.delenv("GITOPS_CONFORMANCE_REPORT_DIR", raising=False)
-    monkeypatch.setenv("GITOPS_CONFORMANCE_RUN_ID", "report-run-0001")
-    yield
-    clear_secrets()  # inner runs share this process's registry
+    inner_runs.isolate(monkeypatch, "report-run-0001")
 
 
-def run(pytester, *args):
-    return pytester.runpytest("-p", "fixtures.results", "--strict-markers",
-                              "-p", "no:cacheprovider", *args)
+run = inner_runs.run
 
 
 def make_sample_run(pytester, report_dir: Path):

@@ -10,7 +10,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 import fixtures  # noqa: E402
-from fixtures.redact import clear_secrets  # noqa: E402
+from tests import inner_runs  # noqa: E402
 from fixtures.results import VALIDATION_ITEMS, percentile  # noqa: E402
 
 REPO_ROOT = Path(fixtures.__file__).resolve().parent.parent
@@ -74,15 +74,10 @@ def test_unmarked_helper():
 
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch):
-    monkeypatch.delenv("GITOPS_CONFORMANCE_REPORT_DIR", raising=False)
-    monkeypatch.setenv("GITOPS_CONFORMANCE_RUN_ID", "unit-run-0001")
-    yield
-    clear_secrets()  # inner runs share this process's registry
+    inner_runs.isolate(monkeypatch, "unit-run-0001")
 
 
-def run(pytester, *args):
-    return pytester.runpytest("-p", "fixtures.results", "--strict-markers",
-                              "-p", "no:cacheprovider", *args)
+run = inner_runs.run
 
 
 def load(report_dir: Path) -> dict:
