@@ -120,18 +120,20 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
 
 
 def prune_last(argocd: ArgoCD, app: DeployedApp) -> str:
-    """The pruning sync ran with PruneLast=true and its result lists the Service as pruned.
-    (Argo CD orders PruneLast prunes after every other resource of the operation; the sync
-    result carries no per-resource timestamps, so the order itself is not observable.)"""
+    """The pruning sync ran with PruneLast=true. The operation's sync options say so even while a
+    later operation runs (self-heal may start one for the just-pruned Service, replacing the
+    pruning operation's result); when a result is there and names the Service, it is Pruned.
+    (Argo CD's sync result carries no per-resource timestamps: the order itself is not observable.)"""
     full = argocd.app(app.name) or {}
     op = (full.get("status") or {}).get("operationState") or {}
     options = ((op.get("operation") or {}).get("sync") or {}).get("syncOptions") or []
     results = (op.get("syncResult") or {}).get("resources") or []
     service = [r for r in results if r.get("kind") == "Service" and r.get("name") == "myapp"]
-    observed = f"syncOptions={options}, Service result={[(r.get('status'), r.get('message')) for r in service]}"
-    checks.expect("PruneLast=true" in options and any(r.get("status") == "Pruned" or "pruned" in (r.get("message") or "")
-                                                      for r in service),
-                  what="PruneLast on the pruning sync", expected="syncOptions include PruneLast=true and Service myapp Pruned",
+    pruned = all(r.get("status") == "Pruned" or "pruned" in (r.get("message") or "") for r in service)
+    observed = (f"operation {op.get('phase', '?')} with syncOptions={options}; Service in its result: "
+                f"{[(r.get('status'), r.get('message')) for r in service] or 'not listed'}")
+    checks.expect("PruneLast=true" in options and pruned, what="PruneLast on the pruning sync",
+                  expected="syncOptions include PruneLast=true (and Service myapp Pruned where the result lists it)",
                   observed=observed, remediation=hints.ON_FAILURE[2])
     return observed
 
