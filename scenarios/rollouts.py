@@ -31,7 +31,7 @@ from fixtures.plugin import Diagnostics
 from . import applications, myapp, repos
 
 # ---- test timings: the procedure's steps, shortened so a run takes seconds ---------------
-CANARY_PAUSE = "3s"        # procedure: pause {duration: 5m} between weights
+CANARY_PAUSE = "2s"        # procedure: pause {duration: 5m} between weights
 ANALYSIS_INTERVAL = "3s"   # procedure: interval: 1m
 RATE_WINDOW = "10s"        # procedure: rate(...[1m]); Prometheus scrapes the traffic every 1s
 # The procedure's successCondition compares `result`, but Rollouts' Prometheus provider hands a

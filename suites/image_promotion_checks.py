@@ -19,7 +19,7 @@ from fixtures.providers import Target
 from scenarios import image_updater as iu
 from scenarios.fixtures import DeployedApp
 
-# Bounds (seconds, before --timeout-scale): one updater interval (testbed 10s) + Argo CD
+# Bounds (seconds, before --timeout-scale): one updater interval (testbed 5s) + Argo CD
 # noticing the updater's commit by polling (testbed 30s; the updater sends no webhook) + sync.
 # A stock install (2m interval, 3m polling) needs --timeout-scale 3.
 PROMOTION = 120.0

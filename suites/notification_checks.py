@@ -27,7 +27,7 @@ DELIVERY = 45.0
 SYNC_FAILS = 60.0
 OUT_OF_SYNC = 60.0
 NO_DUPLICATE_WINDOW = 6.0   # quiet period in which a second on-deployed for a revision would show
-HOLD_SYNCED = 20.0          # how long an ignored replica change must leave the app Synced
+HOLD_SYNCED = 10.0          # how long an ignored replica change must leave the app Synced (drift shows in ~3s)
 
 HINT = hints.for_item("notifications")
 

@@ -12,7 +12,7 @@ ARGOCD_RECONCILIATION_SECONDS = 30
 # Jitter added to the reconciliation period (default 60s): none, for repeatability.
 ARGOCD_RECONCILIATION_JITTER_SECONDS = 0
 # Image Updater: how often registries are polled (default 2m).
-IMAGE_UPDATER_INTERVAL = "10s"
+IMAGE_UPDATER_INTERVAL = "5s"
 # Number of fake (kwok) nodes; pods are spread over them by the real scheduler.
 KWOK_NODES = 2
 # Bounds for `up`: per component health wait, in seconds.

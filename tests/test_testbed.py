@@ -401,7 +401,7 @@ def test_image_updater_promotes_highest_semver_tag(ctx, git_repo):
         imgs = (_app_state(ctx, "selftest-myapp")["spec"]["source"].get("kustomize") or {}).get("images") or []
         return imgs if want in imgs else None
 
-    # updater interval is 10s: allow a few cycles plus the first Application sync
+    # updater interval is 5s (testbed/settings.py): allow a few cycles plus the first Application sync
     wait_for(images, timeout=90, interval=2, what=f"spec.source.kustomize.images of selftest-myapp to hold {want}",
              detail=lambda: ctx.log_tail("argocd-image-updater", 60))
     # and Argo CD rolls it out (end to end: registry -> updater -> Application -> Deployment)
