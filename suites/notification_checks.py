@@ -36,6 +36,28 @@ def _epoch(rfc3339: str) -> float:
     return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
+def _deployed_at(argocd: ArgoCD, app_name: str, revision: str) -> str | None:
+    """When the sync of `revision` finished: its status.history entry (deployedAt is the
+    operation's finishedAt). operationState alone is not enough: a later operation (a
+    self-heal, the next commit) may already be Running, with no finishedAt yet."""
+    status = (argocd.app(app_name) or {}).get("status") or {}
+    for entry in reversed(status.get("history") or []):
+        if entry.get("revision") == revision and entry.get("deployedAt"):
+            return entry["deployedAt"]
+    op = status.get("operationState") or {}
+    if ((op.get("syncResult") or {}).get("revision")) == revision:
+        return op.get("finishedAt")
+    return None
+
+
+def _is_time(text: str) -> bool:
+    try:
+        _epoch(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _body(record: dict) -> dict:
     if isinstance(record.get("json"), dict):
         return record["json"]
@@ -80,7 +102,12 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     """The on-deployed webhook for `revision` arrives with the app name, the revision, the sync's
     finishedAt and the configured bearer token. Returns (body, seconds from finishedAt to receipt)."""
 
+    finished_seen: set[str] = set()  # finishedAt of every Succeeded operation at `revision` seen while waiting
+
     def probe() -> Observation:
+        op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
+        if op.get("phase") == "Succeeded" and (op.get("syncResult") or {}).get("revision") == revision:
+            finished_seen.add(op.get("finishedAt"))
         got = n.receiver.received(n.hook_path)
         mine = [r for r in got if _body(r).get("revision") == revision]
         if mine:
@@ -97,18 +124,23 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
                       remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name))
     rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
     body = _body(rec)
-    op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
+    deployed = _deployed_at(argocd, app.name, revision)
+    # the template renders operationState.finishedAt of the operation that fired; the history's
+    # deployedAt is written for that operation too, up to a second apart (whole seconds)
+    stamp = body.get("timestamp") or ""
+    finished = stamp if stamp in finished_seen or (
+        deployed and _is_time(stamp) and abs(_epoch(stamp) - _epoch(deployed)) <= 1.0) else deployed
     auth = rec["headers"].get("Authorization", "(none)")
     expected_auth = f"Bearer {redacted(n.webhook_token)}"  # the receiver stores a hash prefix only
     seen_auth = "matches" if auth == expected_auth else f"differs: {auth}"
     if auth == f"Bearer {redacted('$' + n.webhook_token_key)}":
         seen_auth += f" (the literal ${n.webhook_token_key}: that key is missing from argocd-notifications-secret)"
-    checks.expect(body.get("app") == app.name and body.get("timestamp") == op.get("finishedAt") and auth == expected_auth,
+    checks.expect(body.get("app") == app.name and finished and body.get("timestamp") == finished and auth == expected_auth,
                   what=f"on-deployed webhook body and headers ({n.on_deployed})",
-                  expected=f"app={app.name}, revision={revision[:10]}, timestamp=finishedAt {op.get('finishedAt')}, "
+                  expected=f"app={app.name}, revision={revision[:10]}, timestamp=finishedAt {finished}, "
                            f"and the configured webhook token as the bearer credential",
                   observed=f"body={json.dumps(body)}, Authorization hash {seen_auth}", remediation=HINT)
-    return body, max(0.0, rec["time"] - _epoch(op["finishedAt"]))
+    return body, max(0.0, rec["time"] - _epoch(finished))
 
 
 def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window: float = NO_DUPLICATE_WINDOW) -> str:
