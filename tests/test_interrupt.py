@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import cleanup
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.testbed
 
 
 def _labelled(kube, kind: str, run_id: str, namespace: str | None = None) -> list[str]:
-    args = ["get", kind, "-l", f"gitops-conformance/run-id={run_id}", "-o", "name"]
-    if namespace:
-        args += ["-n", namespace]
-    proc = kube.kubectl(*args, check=False)
-    return [line for line in proc.stdout.split() if line]
+    return cleanup.labelled(kube, kind, f"gitops-conformance/run-id={run_id}", namespace)
 
 
 def test_ctrl_c_during_a_test_leaves_nothing_behind(target, kube, testbed_handle, tmp_path):
@@ -47,5 +45,5 @@ def test_ctrl_c_during_a_test_leaves_nothing_behind(target, kube, testbed_handle
     while time.monotonic() < deadline and _labelled(kube, "namespaces", run_id):
         time.sleep(1)
     leftover = [n for n in _labelled(kube, "namespaces", run_id)
-                if (kube.get("namespace", n.split("/", 1)[1]) or {}).get("status", {}).get("phase") != "Terminating"]
+                if (kube.get("namespace", n) or {}).get("status", {}).get("phase") != "Terminating"]
     assert leftover == [], f"namespaces left behind after Ctrl-C: {leftover}"
