@@ -1,6 +1,7 @@
 # The two commands a newcomer runs (see README):
 #   make certify   set up, certify the local testbed, write reports/latest/
-#   make test      set up, run the project's tests (harness self-tests + the suites on the testbed)
+#   make test      set up, run the project's tests: the self-tests, then the certification, as two
+#                  pytest sessions (a session that ran a self-test never writes a verdict)
 PYTHON ?= python3
 REPORT_DIR ?= reports/latest
 
@@ -12,9 +13,12 @@ setup:
 certify: setup
 	$(PYTHON) -m gitops_conformance.cli certify --report-dir $(REPORT_DIR)
 
-# One pytest session: the testbed starts once and serves the self-tests and the suites.
+# Two sessions with separate reports; both always run, and `make test` fails when either does.
 test: setup
-	$(PYTHON) -m pytest tests suites --report-dir reports/ci -p no:cacheprovider
+	@$(PYTHON) -m pytest tests --junit-xml reports/selftest/junit.xml -p no:cacheprovider; selftests=$$?; \
+	$(PYTHON) -m pytest suites --report-dir reports/ci -p no:cacheprovider; certification=$$?; \
+	echo "make test: self-tests exit $$selftests, certification exit $$certification"; \
+	[ $$selftests -eq 0 ] && [ $$certification -eq 0 ]
 
 # The harness's fast tests only (no testbed, no cluster)
 unit:

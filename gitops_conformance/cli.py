@@ -64,25 +64,35 @@ def _certify(args: argparse.Namespace, rest: list[str]) -> int:
     """Run the suites; print verdict and report paths.
 
     Exit code: pytest's when it is not 0 (failures, usage or internal errors);
-    1 when pytest passed but the verdict is NOT CERTIFIED (e.g. not_run or warn
-    items, a `-m` subset) or no report was written; 0 only when CERTIFIED.
+    1 when pytest passed but the verdict is NOT CERTIFIED (e.g. not_run or incomplete
+    items, a `-m`/`-k` subset) or this run wrote no report; 0 only when CERTIFIED (with
+    or without warnings, which are printed).
     """
+    from fixtures.results import REPORT_OUTPUTS
+    from fixtures.verdict import CERTIFIED, CERTIFIED_WITH_WARNINGS
+
     report_dir = Path(args.report_dir)
+    for name in REPORT_OUTPUTS:  # a stale verdict must never be printed as this run's
+        (report_dir / name).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "suites"), "--report-dir", str(report_dir), *rest]
     code = subprocess.call(cmd, cwd=REPO_ROOT)
     result = report_dir / "conformance.json"
     if not result.exists():
-        print(f"\nno report was written to {report_dir} (pytest exit code {code})", file=sys.stderr)
+        print(f"\nthis run wrote no report to {report_dir} (pytest exit code {code}): nothing was certified",
+              file=sys.stderr)
         return code or 1
-    verdict = json.loads(result.read_text()).get("verdict", "?")
+    report = json.loads(result.read_text())
+    verdict = report.get("verdict", "?")
     print(f"\nverdict: {verdict}\nreport:  {report_dir.resolve()}")
+    for line in report.get("reasons", []) + [f"warning: {w}" for w in report.get("warnings", [])]:
+        print(f"  {line}")
     for label, name in (("html", "report.html"), ("summary", "summary.md"),
                         ("archive", "conformance-report.tar.gz")):
         path = report_dir / name
         print(f"{label + ':':<8} {path.resolve() if path.exists() else f'(not written: {name})'}")
     if code:
         return code
-    return 0 if verdict == "CERTIFIED" else 1
+    return 0 if verdict in (CERTIFIED, CERTIFIED_WITH_WARNINGS) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,21 +14,11 @@ from html import escape
 from typing import Any, Iterable
 
 from fixtures.redact import redact
+from gitops_conformance.items import BY_ID
 
-ITEM_TITLES = {
-    "install": "Argo CD installed and reachable via UI/CLI",
-    "repo_auth": "Git repository connected with proper authentication",
-    "auto_sync": "Applications sync automatically from Git on commit",
-    "self_heal": "Manual kubectl changes reverted by self-heal",
-    "prune": "Resources removed from Git are pruned",
-    "app_of_apps": "App-of-apps deploys multiple applications",
-    "image_promotion": "Image Updater promotes new images by tag pattern",
-    "canary": "Argo Rollouts canary deployments",
-    "notifications": "Notifications on sync events",
-    "drift_alerts": "Drift detection alerts on out-of-band changes",
-    "rbac": "RBAC enforces project-level access controls",
-}
-STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "warn": "WARN", "not_run": "NOT RUN"}
+STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "warn": "WARN",
+                "incomplete": "INCOMPLETE", "not_run": "NOT RUN"}
+NOT_PASSING = ("fail", "error", "warn", "incomplete", "not_run")  # the order counts are shown in
 OBSERVED_LIMIT = 1500  # characters of a check's observed value shown in the table
 
 CSS = """
@@ -65,9 +55,12 @@ td.num{text-align:right;white-space:nowrap}
 .s-error,.o-error{background:#fff1e5;color:#953800;border-color:#fb8f44}
 .s-warn{background:#fff8c5;color:#7d4e00;border-color:#d4a72c}
 .s-not_run,.o-skipped{background:#eaeef2;color:#424a53;border-color:#afb8c1}
+.s-incomplete{background:#fbefff;color:#6e40c9;border-color:#c297ff}
 .item{border-left:6px solid #afb8c1}
 .item.st-pass{border-left-color:#2da44e}.item.st-fail{border-left-color:#cf222e}
 .item.st-error{border-left-color:#fb8f44}.item.st-warn{border-left-color:#d4a72c}
+.item.st-incomplete{border-left-color:#8250df}
+.verdict.warn{background:#9a6700}
 .item h3{font-size:17px;display:flex;gap:10px;align-items:center;flex-wrap:wrap}
 .item .req{color:#57606a;margin:2px 0 8px}
 .remedy{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 12px;margin:8px 0}
@@ -136,16 +129,15 @@ def _elapsed(report: dict) -> str:
 
 def _header(report: dict) -> str:
     verdict = str(report.get("verdict", "NOT CERTIFIED"))
-    ok = verdict == "CERTIFIED"
+    tone = {"CERTIFIED": "ok", "CERTIFIED WITH WARNINGS": "warn"}.get(verdict, "bad")
     items = report.get("items", {})
     counts = report.get("summary", {})
     passed = counts.get("pass", sum(i.get("status") == "pass" for i in items.values()))
     sub = f"{passed} of {len(items)} Validation items pass"
-    rest = [f"{counts[k]} {STATUS_LABEL[k].lower()}" for k in ("fail", "error", "warn", "not_run")
-            if counts.get(k)]
+    rest = [f"{counts[k]} {STATUS_LABEL[k].lower()}" for k in NOT_PASSING if counts.get(k)]
     if rest:
         sub += " &middot; " + " &middot; ".join(esc(r) for r in rest)
-    return (f'<header class="verdict {"ok" if ok else "bad"}"><div class="inner">'
+    return (f'<header class="verdict {tone}"><div class="inner">'
             f'<div class="kicker">GitOps conformance verdict</div>'
             f'<div class="big" id="verdict">{esc(verdict)}</div>'
             f'<div class="sub">{sub} &middot; run {esc(report.get("run_id"))} &middot; '
@@ -154,29 +146,35 @@ def _header(report: dict) -> str:
 
 def ordered_reasons(reasons: list) -> list:
     """Failures first, then errors, warnings, not-run items; other reasons (exit status) last."""
-    rank = {"fail": 0, "error": 1, "warn": 2, "not_run": 3}
+    rank = {status: n for n, status in enumerate(NOT_PASSING)}
 
     def key(reason: Any) -> int:
         m = re.match(r"^[\w-]+: (\w+)", str(reason))
-        return rank.get(m.group(1), 4) if m else 4
+        return rank.get(m.group(1), len(rank)) if m else len(rank)
 
     return sorted(reasons, key=key)
 
 
 def _reasons(report: dict) -> str:
     reasons = ordered_reasons(report.get("reasons") or [])
-    if report.get("verdict") == "CERTIFIED" or not reasons:
-        return ""
-    lis = "".join(f"<li>{esc(r)}</li>" for r in reasons)
-    return (f'<section class="card reasons" id="why"><b>Why not certified</b> '
-            f'<span class="muted">(CERTIFIED needs every Validation item to pass in one run)</span>'
-            f'<ul>{lis}</ul></section>')
+    warnings = report.get("warnings") or []
+    parts = []
+    if reasons and not str(report.get("verdict", "")).startswith("CERTIFIED"):
+        lis = "".join(f"<li>{esc(r)}</li>" for r in reasons)
+        parts.append(f'<section class="card reasons" id="why"><b>Why not certified</b> '
+                     f'<span class="muted">(CERTIFIED needs every check of every Validation item to '
+                     f'run and pass in one run)</span><ul>{lis}</ul></section>')
+    if warnings:
+        lis = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+        parts.append(f'<section class="card reasons" id="warnings"><b>Warnings</b> <span class="muted">'
+                     f'(results that are neither a pass nor a failure)</span><ul>{lis}</ul></section>')
+    return "".join(parts)
 
 
 def _counts(report: dict) -> str:
     counts = report.get("summary", {})
     cells = "".join(f'<div class="count">{_badge(k)}<b>{esc(counts.get(k, 0))}</b></div>'
-                    for k in ("pass", "fail", "error", "warn", "not_run") if k in counts or k != "warn")
+                    for k in ("pass", *NOT_PASSING))
     return f'<div class="counts">{cells}</div>'
 
 
@@ -225,13 +223,17 @@ def _test_counts(item: dict) -> str:
     return esc(text)
 
 
+def _title(name: str, item: dict) -> str:
+    return item.get("title") or (BY_ID[name].title if name in BY_ID else "")
+
+
 def _items_table(report: dict) -> str:
     rows = []
     for name, item in report.get("items", {}).items():
         duration = sum(float(t.get("duration") or 0) for t in item.get("tests", []))
         rows.append(
             f'<tr><td><a href="#{_id(name)}"><code>{esc(name)}</code></a></td>'
-            f'<td>{esc(ITEM_TITLES.get(name, ""))}</td><td>{_badge(str(item.get("status")))}</td>'
+            f'<td>{esc(_title(name, item))}</td><td>{_badge(str(item.get("status")))}</td>'
             f'<td class="num">{_test_counts(item)}</td>'
             f'<td class="num">{seconds(duration) if item.get("tests") else "&mdash;"}</td>'
             f'<td>{esc(item.get("reason") or "")}</td></tr>')
@@ -380,16 +382,28 @@ def _test_block(test: dict, evidence: dict) -> str:
     return f'<div class="test">{head}{msg}{checks}{ev}</div>'
 
 
+def _declared_checks(declared: list) -> str:
+    """The item's contract: each declared check with its result in this run and why."""
+    if not declared:
+        return ""
+    rows = "".join(f'<tr><td><code>{esc(c.get("test"))}</code></td><td>{esc(c.get("proves"))}</td>'
+                   f'<td>{_badge(str(c.get("status")))}</td><td>{esc(c.get("reason") or "")}</td></tr>'
+                   for c in declared)
+    return ('<table class="checks declared"><tr><th>declared check</th><th>proves</th><th>result</th>'
+            f'<th>why</th></tr>{rows}</table>')
+
+
 def _item_section(name: str, item: dict, evidence: dict) -> str:
     status = str(item.get("status"))
     parts = [f'<section class="card item st-{esc(status)}" id="{_id(name)}">'
              f'<h3><code>{esc(name)}</code>{_badge(status)}</h3>'
-             f'<div class="req">{esc(ITEM_TITLES.get(name, ""))}'
+             f'<div class="req">{esc(_title(name, item))}'
              + (f' &middot; {esc(item["reason"])}' if item.get("reason") else "") + "</div>"]
     remedies = item.get("remediation") or []
     if remedies and status in ("fail", "error", "warn"):
         parts.append('<div class="remedy"><b>Remediation</b><ul>'
                      + "".join(f"<li>{esc(r)}</li>" for r in remedies) + "</ul></div>")
+    parts.append(_declared_checks(item.get("declared_checks") or []))
     tests = item.get("tests") or []
     if not tests:
         parts.append('<p class="muted">No test of this item ran in this run.</p>')

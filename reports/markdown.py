@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from fixtures.redact import redact
-from reports.html import ITEM_TITLES, ordered_reasons
+from reports.html import NOT_PASSING, _title, ordered_reasons
 
-ICON = {"pass": "✅", "fail": "❌", "error": "💥", "warn": "⚠️", "not_run": "⏭️"}
+ICON = {"pass": "✅", "fail": "❌", "error": "💥", "warn": "⚠️", "incomplete": "🧩", "not_run": "⏭️"}
 CELL_LIMIT = 300  # characters of free text per table cell / bullet
 
 
@@ -39,17 +39,18 @@ def _num(v: Any) -> str:
 
 def render(report: dict) -> str:
     verdict = str(report.get("verdict", "NOT CERTIFIED"))
-    ok = verdict == "CERTIFIED"
+    ok = verdict.startswith("CERTIFIED")
     items = report.get("items", {})
     project = report.get("project") or {}
     cluster = report.get("cluster") or {}
     engine = report.get("engine") or {}
     counts = report.get("summary", {})
-    lines = [f"# {'✅' if ok else '❌'} GitOps conformance: **{md(verdict)}**", ""]
+    icon = {"CERTIFIED": "✅", "CERTIFIED WITH WARNINGS": "⚠️"}.get(verdict, "❌")
+    lines = [f"# {icon} GitOps conformance: **{md(verdict)}**", ""]
     passed = counts.get("pass", sum(i.get("status") == "pass" for i in items.values()))
     lines.append(f"{passed} of {len(items)} Validation items pass · " + " · ".join(
-        f"{ICON.get(k, '')} {counts[k]} {k}" for k in ("pass", "fail", "error", "warn", "not_run")
-        if k in counts))
+        f"{ICON.get(k, '')} {counts[k]} {k}" for k in ("pass", *NOT_PASSING)
+        if counts.get(k)))
     lines.append("")
     commit = str(project.get("commit") or "unknown")
     facts = [
@@ -68,15 +69,15 @@ def render(report: dict) -> str:
         lines += ["## Why not certified", ""]
         lines += [f"- {md(r, 600)}" for r in ordered_reasons(report.get("reasons") or ["(no reason recorded)"])]
         lines.append("")
+    if report.get("warnings"):
+        lines += ["## Warnings", ""] + [f"- {md(w, 600)}" for w in report["warnings"]] + [""]
     lines += ["## Validation items", "", "| Item | Requirement | Status | Tests | Notes |",
               "|---|---|---|---|---|"]
     for name, item in items.items():
         status = str(item.get("status"))
-        outcomes = [t.get("outcome") for t in item.get("tests", [])]
-        ran = [o for o in outcomes if o != "skipped"]
-        tests = f"{ran.count('passed')}/{len(ran)}" + (
-            f" (+{len(outcomes) - len(ran)} skipped)" if len(ran) != len(outcomes) else "")
-        lines.append(f"| {code(name)} | {md(ITEM_TITLES.get(name, ''))} | "
+        declared = item.get("declared_checks") or []
+        tests = f"{sum(c.get('status') == 'pass' for c in declared)}/{len(declared)} checks passed"
+        lines.append(f"| {code(name)} | {md(_title(name, item))} | "
                      f"{ICON.get(status, '')} {md(status)} | {tests} | {md(item.get('reason') or '')} |")
     lines.append("")
     metrics = [(name, metric, m) for name, item in items.items()
@@ -90,18 +91,22 @@ def render(report: dict) -> str:
                          f"{_num(m.get('p95'))} | {_num(max(values) if values else None)} |")
         lines.append("")
     problems = [(name, item) for name, item in items.items()
-                if item.get("status") in ("fail", "error", "warn")]
+                if item.get("status") in NOT_PASSING]
     if problems:
         lines += ["## What failed and what to do", ""]
         for name, item in problems:
             lines.append(f"### {ICON.get(item['status'], '')} {md(name)}: {md(item['status'])}")
             lines.append("")
+            for c in item.get("declared_checks") or []:
+                if c.get("status") != "pass":
+                    lines.append(f"- check {code(c.get('test'))}: {md(c.get('status'))}, "
+                                 f"{md(c.get('reason') or '', 600)}")
             for t in item.get("tests", []):
                 if t.get("outcome") in ("failed", "xfailed", "error"):
                     lines.append(f"- {code(t.get('nodeid'))} ({md(t.get('outcome'))}): "
                                  f"{md(t.get('message') or 'no message')}")
                 for c in t.get("checks") or []:
-                    if not c.get("passed", True) and t.get("outcome") == "passed":
+                    if c.get("status", "pass") == "fail" and t.get("outcome") == "passed":
                         lines.append(f"- {code(t.get('nodeid'))}: check {md(c.get('name'))} expected "
                                      f"{md(c.get('expected'))}, observed {md(c.get('observed'))}")
             for r in item.get("remediation") or []:

@@ -1,0 +1,156 @@
+"""The item contract: the ONE place that says what the suite certifies.
+
+Per Validation item of the procedure (shared/seed/implement-gitops-workflow.md): its id (also
+its pytest marker), title, procedure step, and the checks it declares. Results, hints, reports,
+marker registration and the audit read it from here; adding an item is one entry.
+
+A declared check is one conformance test in `suites/test_<item>.py`, named by its test name
+(parametrised tests: `name[param]`). An item passes only when every check it declares ran and
+passed in this run: a deselected, skipped or unreached check leaves it `not_run` or
+`incomplete`, never `pass` (fixtures.results applies the rule).
+
+Nothing here imports the rest of the project: every layer may read it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+# The procedure's "On failure" notes, verbatim, per step.
+ON_FAILURE = {
+    1: ("For pod CrashLoopBackOff, check logs with kubectl logs -n argocd -l app.kubernetes.io/name=argocd-server. "
+        "For repository connection failures, verify token has repo access or SSH key added to deploy keys. "
+        "For Ingress SSL issues, ensure cert-manager issued certificate successfully. For login failures, retrieve "
+        "password again or reset via kubectl delete secret argocd-initial-admin-secret -n argocd and restart server."),
+    2: ("For sync failures, check application events with argocd app get myapp-prod and kubectl get events -n production. "
+        "For Kustomize build errors, test locally with kustomize build apps/myapp/overlays/prod. For namespace errors, "
+        "verify namespace exists or enable CreateNamespace sync option. For pruning issues, check finalizers and owner "
+        "references with kubectl get <resource> -o yaml."),
+    3: ("For circular dependencies, use sync waves to control order. For project permission errors, verify sourceRepos "
+        "and destinations match application requirements. For recursive directory issues, ensure YAML files are valid "
+        "and don't conflict. For missing child apps, check root app status with argocd app get root-app."),
+    4: ("For registry access errors, verify image-updater has pull credentials via secret or ServiceAccount. For "
+        "write-back failures, check git-creds secret has push permissions. For no updates detected, verify tag regex "
+        "matches actual tags with argocd-image-updater test ghcr.io/username/myapp. For authentication issues, check "
+        "image-updater logs for detailed error messages."),
+    5: ("For analysis failures, verify Prometheus accessible and query returns valid results. For traffic routing "
+        "issues, check Ingress annotations and canary service endpoints. For stuck rollouts, manually promote or abort. "
+        "For revision mismatch, ensure Argo CD sync policy doesn't conflict with Rollouts controller updates."),
+    6: ("For self-heal not triggering, verify automated sync policy enabled and refresh interval not too long "
+        "(default 3m). For notification failures, test Slack token with curl and verify bot added to channels. For "
+        "ignored differences not working, check JSON pointer syntax matches resource structure. For webhook errors, "
+        "check endpoint accessibility and authentication headers."),
+}
+
+# The Common Pitfalls the suite shows live, quoted with their remedy.
+PITFALLS = {
+    "prune": "Automatic prune disabled: resources removed from Git remain in cluster. Enable prune: true in sync policy.",
+    "sync_waves": ("No sync waves: infrastructure applications deployed after apps that depend on them. Use "
+                   "argocd.argoproj.io/sync-wave annotations to control order."),
+    "hpa": "Ignoring HPA-managed replicas: add /spec/replicas to ignoreDifferences.",
+    "finalizer": ("Missing finalizers: Application deletion leaves orphaned resources. Add "
+                  "resources-finalizer.argocd.argoproj.io to Application metadata."),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    test: str     # the conformance test performing it: suites/test_<item>.py::<test>
+    proves: str   # what a pass proves, in the report's words
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    id: str
+    title: str
+    step: int                       # the procedure step whose "On failure" note applies
+    checks: tuple[Check, ...]
+    optional: bool = False          # reported (and counted) only when it ran
+
+    @property
+    def on_failure(self) -> str:
+        return f"Procedure step {self.step}, on failure: {ON_FAILURE[self.step]}"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.id}: {'optional item' if self.optional else 'Validation item'}: {self.title}"
+
+
+ITEMS: tuple[Item, ...] = (
+    Item("install", "Argo CD installed and reachable via UI/CLI", 1, (
+        Check("test_api_answers_with_its_version", "GET /api/version answers with a version"),
+        Check("test_cli_logs_in_and_lists_apps", "`argocd login` as admin and `argocd app list` work"),
+        Check("test_ui_endpoint_answers", "the web UI answers with Argo CD's page"),
+        Check("test_initial_admin_secret_exists", "argocd-initial-admin-secret exists, as step 1 reads it"),
+        Check("test_runner_has_the_procedures_clis", "argocd, kubectl and the rollouts plugin fit the cluster"),
+    )),
+    Item("repo_auth", "Git repository connected with proper authentication", 1, (
+        Check("test_https_token_connection_is_successful", "a repository over HTTP(S) with a token connects"),
+        Check("test_ssh_deploy_key_connection_is_successful", "a repository over SSH with a deploy key connects"),
+        Check("test_wrong_token_is_refused_readably", "a wrong token is refused with an authentication error"),
+        Check("test_unknown_host_key_is_refused_readably", "an unknown SSH host key is refused with a host-key error"),
+    )),
+    Item("auto_sync", "Applications sync automatically from Git on commit", 2, (
+        Check("test_declarative_app_syncs_image_tag_commit", "a commit of a new image tag ends Synced at that commit"),
+        Check("test_declarative_app_syncs_replica_commit", "a commit of new replicas ends Synced at that commit"),
+        Check("test_cli_created_app_syncs_commit", "an `argocd app create` app follows a commit too"),
+    )),
+    Item("self_heal", "Manual kubectl changes reverted by self-heal", 6, (
+        Check("test_out_of_band_change_is_reverted[scale]", "`kubectl scale` is undone"),
+        Check("test_out_of_band_change_is_reverted[set-image]", "`kubectl set image` is undone"),
+        Check("test_out_of_band_change_is_reverted[delete-service]", "a deleted managed Service is recreated"),
+    )),
+    Item("prune", "Resources removed from Git are pruned", 2, (
+        Check("test_manifest_removed_from_git_is_pruned", "a manifest removed from Git is deleted from the cluster"),
+        Check("test_application_with_finalizer_deletes_its_resources",
+              "deleting an Application with the resources finalizer deletes its resources"),
+        Check("test_application_without_finalizer_orphans_its_resources",
+              "without the finalizer they are orphaned (the pitfall, shown live)"),
+    )),
+    Item("app_of_apps", "App-of-apps deploys multiple applications", 3, (
+        Check("test_root_deploys_children_infra_first", "the root creates every child, infra Healthy before apps start"),
+        Check("test_children_follow_git", "a child added in Git appears; one removed is pruned"),
+    )),
+    Item("image_promotion", "Image Updater promotes new images by tag pattern", 4, (
+        Check("test_semver_promotes_highest_stable_tag_via_git",
+              "semver moves to the highest allowed tag and writes it back to Git"),
+        Check("test_digest_strategy_follows_moved_tag", "the digest strategy follows a moved tag"),
+    )),
+    Item("canary", "Argo Rollouts canary deployments", 5, (
+        Check("test_canary_walks_weights_and_promotes_on_healthy_analysis",
+              "canary steps advance and promote with a healthy analysis"),
+        Check("test_canary_aborts_and_stable_keeps_serving_on_failed_analysis",
+              "a failing analysis aborts; the stable version keeps serving"),
+        Check("test_cli_set_image_promote_abort_undo", "the plugin's set image, promote, abort and undo work"),
+        Check("test_cli_history", "the Rollout's revision history is listed"),
+    )),
+    Item("notifications", "Notifications on sync events", 6, (
+        Check("test_successful_sync_sends_one_on_deployed_webhook_per_revision",
+              "on-deployed reaches the webhook once per revision"),
+        Check("test_failed_sync_is_reported_to_slack", "on-sync-failed reaches the Slack API"),
+        Check("test_template_notify_delivers_on_demand", "`argocd admin notifications template notify` delivers"),
+    )),
+    Item("drift_alerts", "Drift detection alerts on out-of-band changes", 6, (
+        Check("test_out_of_band_change_is_detected_and_alerted", "an out-of-band change is OutOfSync and alerted"),
+        Check("test_ignored_replicas_do_not_drift", "ignored /spec/replicas do not drift"),
+    )),
+    Item("rbac", "RBAC enforces project-level access controls", 3, (
+        Check("test_developer_can_get_but_not_sync", "the developer role can get but not sync"),
+        Check("test_deployer_can_sync", "the deployer role can sync"),
+        Check("test_destination_outside_project_is_refused", "a destination outside prod-* is refused"),
+        Check("test_repo_outside_source_repos_is_refused", "a repository outside sourceRepos is refused"),
+    )),
+    Item("pitfalls", "The Common Pitfalls audit of a GitOps repository (--audit-repo)", 2, (
+        Check("test_gitops_repository_has_no_error_findings", "the repository has no error-severity finding"),
+    ), optional=True),
+)
+
+BY_ID = {item.id: item for item in ITEMS}
+VALIDATION_ITEMS = tuple(item.id for item in ITEMS if not item.optional)
+OPTIONAL_ITEMS = tuple(item.id for item in ITEMS if item.optional)
+ALL_ITEMS = VALIDATION_ITEMS + OPTIONAL_ITEMS
+
+
+def on_failure(item_id: str) -> str:
+    """The procedure's "On failure" note for an item ("" for an unknown id)."""
+    item = BY_ID.get(item_id)
+    return item.on_failure if item else ""
