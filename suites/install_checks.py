@@ -67,6 +67,17 @@ def ui_answers(url: str, strict: bool, timeout: float = API_TIMEOUT) -> str:
                              remediation=hints.ON_FAILURE[1]).observed
 
 
+def admin_secret_exists(kube, namespace: str) -> str:
+    """Step 1 reads the initial admin password from argocd-initial-admin-secret."""
+    secret = kube.get("secret", "argocd-initial-admin-secret", namespace)
+    checks.expect(secret is not None and bool((secret.get("data") or {}).get("password")),
+                  what=f"argocd-initial-admin-secret in {namespace}",
+                  expected="the Secret exists with a password, as step 1 reads it",
+                  observed="Secret not found" if secret is None else "Secret without a password key",
+                  remediation=hints.ON_FAILURE[1])
+    return "present, with a password"
+
+
 def _minor(version: str) -> tuple[int, int] | None:
     import re
 
