@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, probes
+from fixtures import checks, hints, names, probes
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
@@ -48,7 +48,7 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
         myapp.write_layout(repo, ns, image=image)
         sha = repo.commit_and_push("Add myapp application manifests")
         url = repo_url(repo) if repo_url else repo.url
-        repos.register_https(argocd, dataclasses.replace(repo, url=url))
+        repos.register_https(argocd, kube, dataclasses.replace(repo, url=url))
         name = unique("myapp-prod")
         manifest = applications.application(name, url, myapp.PROD_PATH, ns)
         if changes:
@@ -71,10 +71,11 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
 
 
 @pytest.fixture
-def deploy_key(target: Target, tmp_path_factory) -> Callable[[GitRepo], tuple]:
+def deploy_key(target: Target, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
     """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
     and the public key added as a read-only deploy key (the testbed's SSH endpoint; other
-    Git servers need their own way, so the test is skipped there)."""
+    Git servers need their own way, so the test is skipped there). The key is removed at
+    teardown; it is labelled with the run id, so the session sweep finds it otherwise."""
     from testbed.peers import sshgit
 
     git = target.git
@@ -82,8 +83,10 @@ def deploy_key(target: Target, tmp_path_factory) -> Callable[[GitRepo], tuple]:
         pytest.skip("SSH deploy keys can only be added on the local testbed's Git server")
 
     def make(repo: GitRepo) -> tuple:
-        key, pub = sshgit.generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key")
+        key, pub = sshgit.generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
+                                           comment=names.run_label())
         sshgit.add_authorized_key(git.state_dir, pub, read_only=True)
+        tracker.finalizers.append(lambda: sshgit.remove_authorized_key(git.state_dir, pub))
         name = repo.url.rstrip("/").rsplit("/", 1)[-1]
         return key, f"{git.ssh_base_url}/git/{name}"
 
@@ -112,7 +115,7 @@ def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         repo = git_repo("gitops-repo")
         layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir)
         repo.commit_and_push("Add app-of-apps structure")
-        repos.register_https(argocd, repo)
+        repos.register_https(argocd, kube, repo)
         tracker.projects.append(layout.project)
         tracker.namespaces.extend(layout.namespaces)
         diagnostics.apps.extend([layout.root, *layout.children])
@@ -147,7 +150,7 @@ def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         ns = namespace("prod", create=False)
         myapp.write_layout(repo, ns)
         sha = repo.commit_and_push("Add myapp application manifests")
-        repos.register_https(argocd, repo)
+        repos.register_https(argocd, kube, repo)
         proj = app_of_apps.project(unique("production"), repo.url)
         if roles is not None:
             proj["spec"]["roles"] = roles(proj["metadata"]["name"])

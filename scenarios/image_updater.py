@@ -55,8 +55,14 @@ class RegistryImage:
         return registry.list_tags(self.url, self.repository)
 
 
-def new_image(registry_host: str, unique: Callable[[str], str]) -> RegistryImage:
-    return RegistryImage(url=f"http://{registry_host}", repository=f"{unique('iu')}/myapp")
+def new_image(target, unique: Callable[[str], str], tracker: Tracker) -> RegistryImage:
+    """A registry repository for one test, `<run label>/<unique>/myapp`, removed at teardown
+    (and by the session sweep, which finds it by the run label)."""
+    image = RegistryImage(url=f"http://{target.registry}", repository=f"{names.run_label()}/{unique('iu')}/myapp")
+    state_dir = target.info.get("testbed_state_dir")
+    storage = registry.storage_dir(state_dir) if state_dir else None
+    tracker.finalizers.append(lambda: registry.delete_repository(image.url, image.repository, storage))
+    return image
 
 
 def semver_annotations(image: str, creds_secret: str, *, allow: str = ALLOW_SEMVER, ignore: str = IGNORE_RC,
@@ -152,7 +158,7 @@ def semver_prod(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnos
     """Step 4 for prod: push the tags, deploy myapp-prod on v1.0.0 (step 2), create the
     git-creds secret (default: the suite's Git identity, which may push) and annotate."""
     diagnostics.components.append("argocd-image-updater")
-    image = new_image(target.registry, unique)
+    image = new_image(target, unique, tracker)
     image.push(*TAGS)
     app = deploy_myapp(image=image.name, repo_url=https_url(target))
     username, token = creds or (target.git.username, target.git.token)
