@@ -10,6 +10,7 @@ from suites import app_of_apps_checks as aoa
 pytestmark = pytest.mark.validation("app_of_apps")
 
 
+@pytest.mark.xdist_group('argocd-cm-health')
 def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, record_metric, record_check):
     layout = deploy_app_of_apps()
     timeline, took = aoa.children_roll_out(argocd, layout)
@@ -18,6 +19,7 @@ def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, record_me
     record_check("sync-wave order", "infra children Healthy before app children begin", order, True)
 
 
+@pytest.mark.xdist_group('argocd-cm-health')
 def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, record_metric):
     layout = deploy_app_of_apps()
     aoa.children_roll_out(argocd, layout)

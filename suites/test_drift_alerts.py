@@ -18,6 +18,7 @@ IGNORE_REPLICAS = {
 }
 
 
+@pytest.mark.xdist_group('notifications-config')
 def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp, kube, argocd, target,
                                                     record_metric, record_check):
     n = notifications(slack=False)

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.validation("notifications")
 FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
 
 
+@pytest.mark.xdist_group('notifications-config')
 def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,
                                                                     target, record_metric, record_check):
     n = notifications(slack=False)
@@ -28,6 +29,7 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
                  nc.exactly_once_per_revision(n, [app.synced_revision, sha]), True)
 
 
+@pytest.mark.xdist_group('notifications-config')
 def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric):
     n = notifications()
     # a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds
@@ -38,6 +40,7 @@ def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, arg
     record_metric("event_to_notified_s", latency)
 
 
+@pytest.mark.xdist_group('notifications-config')
 def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric):
     n = notifications()
     app = deploy_myapp()

@@ -18,6 +18,7 @@ def test_https_token_connection_is_successful(git_repo, argocd, kube, record_che
     record_check("https token connection", "Successful", seen, True)
 
 
+@pytest.mark.xdist_group('ssh-known-hosts')
 def test_ssh_deploy_key_connection_is_successful(git_repo, argocd, kube, target, record_check, deploy_key):
     repo = git_repo("auth-ssh")
     repo.write("README.md", "gitops\n")
@@ -39,6 +40,7 @@ def test_wrong_token_is_refused_readably(git_repo, argocd, kube, record_check):
     record_check("wrong token", "refused with an authentication error", seen, True)
 
 
+@pytest.mark.xdist_group('ssh-known-hosts')
 def test_unknown_host_key_is_refused_readably(git_repo, argocd, kube, target, tracker, record_check, deploy_key):
     repo = git_repo("auth-hostkey")
     repo.write("README.md", "gitops\n")

@@ -1,0 +1,86 @@
+"""Warm certification wall time, serial against parallel (a script that prints figures, not a test).
+
+    python -m benchmarks.certify_bench [--runs 3] [--workers 4] [--reuse-testbed DIR]
+
+One testbed is started once (or given) and stays up; each run is the whole certification,
+`gitops-conformance certify --reuse-testbed DIR` with `-n 0` (serial) or `-n WORKERS`, timed
+as one process. Prints every run (wall time, verdict, declared checks passed), the medians,
+and the ratio serial/parallel. Target (issue 14): parallel median <= 180 s on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 180.0
+
+
+def certify(state_dir: Path, workers: int) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as report:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "gitops_conformance.cli", "certify", "--report-dir", report,
+                               "--reuse-testbed", str(state_dir), "-n", str(workers), "-q", "-p", "no:cacheprovider"],
+                              cwd=ROOT, capture_output=True, text=True)
+        elapsed = time.monotonic() - t0
+        try:
+            data = json.loads((Path(report) / "conformance.json").read_text())
+            declared = [c for i in data["items"].values() for c in i["declared_checks"]]
+            passed = sum(c["status"] in ("pass", "warn") for c in declared)
+            outcome = f"{data['verdict']}, {passed}/{len(declared)} declared checks passed"
+            bad = [f"{n}={i['status']}" for n, i in data["items"].items() if i["status"] not in ("pass", "warn")]
+            if bad:
+                outcome += " (" + ", ".join(bad) + ")"
+        except (OSError, KeyError, ValueError):
+            outcome = f"no report (exit {proc.returncode})"
+    return elapsed, outcome
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--reuse-testbed", type=Path, default=None)
+    ap.add_argument("--parallel-only", action="store_true", help="skip the serial runs (e.g. 10 runs in a row)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from testbed.stack import Testbed
+
+    print(f"date     {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"machine  {os.cpu_count()} CPU(s), {platform.platform()}, Python {platform.python_version()}")
+    state = args.reuse_testbed or Path(tempfile.mkdtemp(prefix="certify-bench-"))
+    tb = Testbed(state, out=lambda line: None)
+    started = not tb.is_up()
+    if started:
+        tb.up()
+    medians = {}
+    try:
+        modes = [("parallel", args.workers)] if args.parallel_only else [("serial", 0), ("parallel", args.workers)]
+        for mode, workers in modes:
+            times = []
+            for i in range(args.runs):
+                elapsed, outcome = certify(state, workers)
+                times.append(elapsed)
+                print(f"  {mode} (-n {workers}) run {i + 1}: {elapsed:6.1f}s  {outcome}", flush=True)
+            medians[mode] = statistics.median(times)
+            print(f"{mode}: median {medians[mode]:.1f}s over {args.runs} run(s) "
+                  f"(min {min(times):.1f}, max {max(times):.1f})", flush=True)
+    finally:
+        if started:
+            tb.down(quiet=True)
+    if "serial" in medians:
+        print(f"ratio serial/parallel: {medians['serial'] / medians['parallel']:.2f}")
+    print(f"parallel target <= {TARGET_S:.0f}s: {'meets' if medians['parallel'] <= TARGET_S else 'MISSES'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Tests that change (or rely on) state every test shares run in one xdist group, one after
+another: a suite test requesting a fixture, or calling a function, named in
+fixtures.parallel.SHARED_STATE must carry @pytest.mark.xdist_group(<its group>)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from fixtures.parallel import SHARED_STATE
+
+SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+def _groups(test: ast.FunctionDef) -> set[str]:
+    return {d.args[0].value for d in test.decorator_list
+            if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "xdist_group"
+            and d.args and isinstance(d.args[0], ast.Constant)}
+
+
+def _shared_state_used(test: ast.FunctionDef) -> set[str]:
+    used = {a.arg for a in test.args.args} & set(SHARED_STATE)
+    for node in ast.walk(test):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+            if name in SHARED_STATE:
+                used.add(name)
+    return used
+
+
+def unmarked_shared_state_tests(suites: Path = SUITES) -> list[str]:
+    problems = []
+    for path in sorted(suites.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                for used in sorted(_shared_state_used(node)):
+                    if SHARED_STATE[used] not in _groups(node):
+                        problems.append(f"{path.name}::{node.name} uses {used} but is not marked "
+                                        f"@pytest.mark.xdist_group({SHARED_STATE[used]!r})")
+    return problems
+
+
+def test_every_test_touching_shared_state_is_grouped():
+    assert not unmarked_shared_state_tests()
+
+
+def test_the_scan_finds_the_shared_state_tests():
+    """The check itself can fail: the known users of shared state are found."""
+    found = {p.split("::")[1] for p in _all_users()}
+    assert {"test_unknown_host_key_is_refused_readably", "test_failed_sync_is_reported_to_slack",
+            "test_children_follow_git"} <= found
+
+
+def _all_users() -> list[str]:
+    users = []
+    for path in sorted(SUITES.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and _shared_state_used(node):
+                users.append(f"{path.name}::{node.name}")
+    return users
+
+
+def test_an_unmarked_user_is_reported(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_y(notifications):\n    pass\n")
+    assert unmarked_shared_state_tests(tmp_path) == [
+        "test_x.py::test_y uses notifications but is not marked @pytest.mark.xdist_group('notifications-config')"]
