@@ -45,6 +45,12 @@ def sources(app: Doc) -> list[dict]:
     return [s for s in [spec.get("source"), *many] if isinstance(s, dict)]
 
 
+def deployable(app: Doc) -> bool:
+    """An Application (or template) with a source Argo CD could fetch: a status-only document
+    (a test assertion) has none."""
+    return any(s.get("repoURL") for s in sources(app))
+
+
 def git_sources(app: Doc) -> list[dict]:
     """Sources that are Git repositories: a Helm chart source (`chart`) has a chart version as
     targetRevision, not a branch; an OCI source is no branch either."""

@@ -31,12 +31,13 @@ skipped. Decisions the issue left open:
   Application whose key contains "pause" or "skip-reconcile", or (3) a README/RUNBOOK (.md) inside
   the Application's source path with a section (heading to heading) matching both self[-_ ]?heal
   and disabl|paus.
-- rollout-without-analysis: canary.analysis, or a step with analysis or experiment.analyses. A
-  canary without steps is a rolling update: no finding. A canary whose only gate is an indefinite
+- rollout-without-analysis: canary.analysis, or a step with analysis or experiment.analyses (or a
+  step plugin, which may validate). A canary without steps is a rolling update: no finding. A canary whose only gate is an indefinite
   `pause: {}` (manual approval) is a warning.
-- Flux: a kustomize.toolkit.fluxcd.io Kustomization without `prune: true` is prune-disabled; a
-  Flagger Canary without analysis metrics or gating webhooks is rollout-without-analysis (a
-  confirm-* webhook only: a warning). The other rules are Argo CD only.
+- Flux: a kustomize.toolkit.fluxcd.io Kustomization (with a sourceRef) without `prune: true` is
+  prune-disabled; a Flagger Canary (with a targetRef) without analysis metrics or gating webhooks
+  (pre-rollout, rollout) is rollout-without-analysis (a confirm-* webhook only: a warning). The
+  other rules are Argo CD only.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, dig, git_sources, is_kind, preserves_resources,
+from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, preserves_resources,
                         selected, sources, sync_options, template, templated, tracked_branches, unknown)
 from audit.model import ERROR, WARNING, Doc, Finding, Repo, is_under, norm
 
@@ -106,7 +107,8 @@ HEADING = re.compile(r"^#{1,6}\s", re.M)
 # keys of Argo CD repository/cluster Secrets that are settings, not credentials
 ARGO_SECRET_SETTINGS = {"url", "type", "name", "project", "enableOCI", "insecure", "insecureIgnoreHostKey",
                         "enableLfs", "proxy", "noProxy", "forceHttpBasicAuth", "server", "namespaces",
-                        "clusterResources", "githubAppID", "githubAppInstallationID", "githubAppEnterpriseBaseUrl"}
+                        "clusterResources", "githubAppID", "githubAppInstallationID", "githubAppEnterpriseBaseUrl",
+                        "useAzureWorkloadIdentity"}
 ARGO_SECRET_TYPE = "argocd.argoproj.io/secret-type"
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 FLAGGER = "flagger.app"
@@ -195,10 +197,11 @@ class Context:
             else:
                 docs.append(d)
         self.docs = docs
-        # status-only partial documents (no source) are not Applications anyone deploys
-        self.apps = [d for d in docs if is_kind(d, API_GROUP, "Application") and sources(d)]
+        # status-only partial documents (no source with a repoURL, e.g. test assertions) are not
+        # Applications anyone deploys
+        self.apps = [d for d in docs if is_kind(d, API_GROUP, "Application") and deployable(d)]
         templates = (template(d) for d in docs if is_kind(d, API_GROUP, "ApplicationSet"))
-        self.templates = [t for t in templates if t is not None and (sources(t) or t.template_patch)]
+        self.templates = [t for t in templates if t is not None and (deployable(t) or t.template_patch)]
         self.all_apps = self.apps + self.templates
         self.projects: dict[str, list[Doc]] = {}
         for d in docs:
@@ -236,7 +239,7 @@ def prune_disabled(ctx: Context) -> Iterable[Finding]:
                                                  "stay in the cluster")
 
     def check_flux(ks: Doc) -> Iterable[Finding]:
-        if dig(ks.obj, "spec", "prune") is not True:
+        if dig(ks.obj, "spec", "sourceRef") and dig(ks.obj, "spec", "prune") is not True:
             yield finding(ks, "prune-disabled", "Flux Kustomization without prune: true; resources deleted from "
                                                 "Git stay in the cluster")
 
@@ -332,6 +335,8 @@ def rollout_without_analysis(ctx: Context) -> Iterable[Finding]:
             return  # a canary without steps is a rolling update: nothing is promoted step by step
         if canary.get("analysis") or any(s.get("analysis") or dig(s, "experiment", "analyses") for s in steps):
             return
+        if any(s.get("plugin") for s in steps):
+            return  # a step plugin may well be the validation: the audit cannot tell
         manual = [s for s in steps if "pause" in s and not dig(s, "pause", "duration")]
         if manual:
             yield finding(doc, "rollout-without-analysis", "canary without analysis: its only gate is an "
@@ -345,7 +350,7 @@ def rollout_without_analysis(ctx: Context) -> Iterable[Finding]:
         analysis = analysis if isinstance(analysis, dict) else {}
         hooks = [str(h.get("type") or "rollout") for h in analysis.get("webhooks") or [] if isinstance(h, dict)] \
             if isinstance(analysis.get("webhooks"), list) else []
-        if analysis.get("metrics") or FLAGGER_GATES & set(hooks):
+        if not dig(doc.obj, "spec", "targetRef") or analysis.get("metrics") or FLAGGER_GATES & set(hooks):
             return
         if FLAGGER_MANUAL & set(hooks):
             yield finding(doc, "rollout-without-analysis", "Flagger Canary without metrics: its only gate is a "
