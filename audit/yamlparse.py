@@ -12,9 +12,8 @@ count cap, a nesting depth cap (deep nesting is quadratic in libyaml), and a cap
 aliases expand ("billion laughs": a few hundred bytes that expand to gigabytes for anyone walking
 the result). The expansion is counted, never performed: aliases share the anchored object.
 
-Unknown local tags (`!ENV` in mkdocs.yml, `!reference` in .gitlab-ci.yml) read as the plain value
-they tag: they are an error only in a document that is a Kubernetes object (apiVersion and kind),
-which kubectl and Argo CD would reject.
+Unknown tags (`!ENV` in mkdocs.yml, `!reference` in .gitlab-ci.yml) read as the plain value they
+tag, as Kubernetes' own YAML library (sigs.k8s.io/yaml, go-yaml v2) reads them: they are no error.
 """
 from __future__ import annotations
 
@@ -93,7 +92,7 @@ def _plain(value: str) -> Any:
     return value
 
 
-def _scalar(event: yaml.ScalarEvent, unknown_tags: list) -> Any:
+def _scalar(event: yaml.ScalarEvent) -> Any:
     tag = event.tag
     if tag in (None, "!"):
         return _plain(event.value) if event.implicit[0] else event.value
@@ -102,8 +101,7 @@ def _scalar(event: yaml.ScalarEvent, unknown_tags: list) -> Any:
         if name in ("int", "float", "bool", "null"):
             return _plain(event.value)
         return event.value
-    unknown_tags.append((tag, event.start_mark.line))
-    return _plain(event.value) if event.style is None else event.value
+    return _plain(event.value) if event.implicit[0] else event.value
 
 
 class _Frame:
@@ -119,14 +117,13 @@ class _Frame:
         self.line = line
 
 
-def _documents(text: str, keep: Keep) -> Iterator[tuple[Any, int, list, dict[int, int]]]:
-    """Per document, from events: (root object, line of its first key (0-based), unknown tags,
+def _documents(text: str, keep: Keep) -> Iterator[tuple[Any, int, dict[int, int]]]:
+    """Per document, from events: (root object, line of its first key (0-based),
     {id(mapping): line} for the mappings in a top-level list such as a `*List`'s items)."""
     events = yaml.parse(text, Loader=_Loader)
     anchors: dict[str, tuple[Any, int]] = {}   # name -> (object, expanded size); size -1 while open
     skipped: set[str] = set()
     stack: list[_Frame] = []
-    unknown: list = []
     root: Any = None
     root_line = 0
     skip_depth = 0  # > 0: inside a value of an object no rule reads
@@ -186,7 +183,7 @@ def _documents(text: str, keep: Keep) -> Iterator[tuple[Any, int, list, dict[int
                 if event.anchor:
                     skipped.add(event.anchor)
                 continue
-            value = _scalar(event, unknown)
+            value = _scalar(event)
             if event.anchor:
                 anchors[event.anchor] = (value, 1)
             add(value, 1, line)
@@ -198,8 +195,6 @@ def _documents(text: str, keep: Keep) -> Iterator[tuple[Any, int, list, dict[int
                 continue
             if len(stack) >= MAX_DEPTH:
                 raise LimitExceeded(f"nesting deeper than {MAX_DEPTH} levels", line)
-            if event.tag not in (None, "!") and not event.tag.startswith(_CORE):
-                unknown.append((event.tag, line))
             obj: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
             if event.anchor:
                 anchors[event.anchor] = (obj, -1)
@@ -230,8 +225,8 @@ def _documents(text: str, keep: Keep) -> Iterator[tuple[Any, int, list, dict[int
                 raise LimitExceeded("recursive YAML alias (a node that contains itself)", line)
             add(value, size, line)
         elif isinstance(event, yaml.DocumentEndEvent):
-            yield root, root_line, unknown, item_lines
-            root, anchors, skipped, unknown, item_lines = None, {}, set(), [], {}
+            yield root, root_line, item_lines
+            root, anchors, skipped, item_lines = None, {}, set(), {}
 
 
 def problem(rel: str, line: int, what: str, severity: str = ERROR, fix: str = PARSE_FIX,
@@ -255,27 +250,18 @@ def _objects(data: Any, line: int, offset: int, item_lines: dict[int, int]) -> l
     return [(data, line)]
 
 
-def _is_kubernetes(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("apiVersion"), str) and isinstance(data.get("kind"), str)
-
-
 def _parse_stream(text: str, offset: int, rel: str, keep: Keep
                   ) -> tuple[list[tuple[dict, int]], list[Finding], Exception | None]:
-    """Parse a stream. Returns objects, findings about documents with unknown tags or past the
-    document cap, and the error that stopped it (None when it read to the end)."""
+    """Parse a stream. Returns objects, findings about documents past the document cap, and the
+    error that stopped it (None when it read to the end)."""
     out: list[tuple[dict, int]] = []
     found: list[Finding] = []
     try:
-        for n, (data, line, unknown_tags, item_lines) in enumerate(_documents(text, keep), 1):
+        for n, (data, line, item_lines) in enumerate(_documents(text, keep), 1):
             if n > MAX_DOCUMENTS:
                 found.append(problem(rel, offset + line + 1, f"more than {MAX_DOCUMENTS:,} documents in one file: "
                                      "the rest was not audited", WARNING, LIMIT_FIX, "audit-limit"))
                 break
-            if unknown_tags and _is_kubernetes(data):
-                tag, tag_line = unknown_tags[0]
-                found.append(problem(rel, offset + tag_line + 1, f"unknown YAML tag {tag[:60]} in a Kubernetes "
-                                     "object: kubectl and Argo CD reject it"))
-                continue
             out.extend(_objects(data, offset + line + 1, offset, item_lines))
     except (yaml.YAMLError, LimitExceeded, BadDocument, ValueError, RecursionError) as exc:
         return out, found, exc
