@@ -46,9 +46,9 @@ def sources(app: Doc) -> list[dict]:
 
 
 def deployable(app: Doc) -> bool:
-    """An Application (or template) with a source Argo CD could fetch: a status-only document
-    (a test assertion) has none."""
-    return any(s.get("repoURL") for s in sources(app))
+    """An Application (or template) Argo CD would accept: a source with a repoURL and a
+    destination. Partial documents (test assertions matching a subset of a live object) lack one."""
+    return any(s.get("repoURL") for s in sources(app)) and isinstance(dig(app.obj, "spec", "destination"), dict)
 
 
 def git_sources(app: Doc) -> list[dict]:

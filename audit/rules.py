@@ -3,8 +3,8 @@
 Every rule reads `Repo.docs` (plain objects and kustomize-rendered ones alike), checks one object
 (or one group) at a time, and never prints a Secret value: `plaintext-secret` names keys only. An
 object whose shape a rule does not expect is reported (`audit-internal-error` at its file and
-line) and the rule goes on with the others. Applications without any source (status-only partial
-documents, e.g. test assertions) are not evaluated. ApplicationSets are evaluated through their
+line) and the rule goes on with the others. Applications without a source repoURL or a destination
+(partial documents, e.g. test assertions) are not evaluated. ApplicationSets are evaluated through their
 Application template (`spec.template`, plus `templatePatch` when it is literal YAML): findings
 name the ApplicationSet; template values (`{{ ... }}`) are unknown, so checks that need them are
 skipped. Decisions the issue left open:
@@ -33,7 +33,7 @@ skipped. Decisions the issue left open:
   and disabl|paus.
 - rollout-without-analysis: canary.analysis, or a step with analysis or experiment.analyses (or a
   step plugin, which may validate). A canary without steps is a rolling update: no finding. A canary whose only gate is an indefinite
-  `pause: {}` (manual approval) is a warning.
+  `pause: {}` or an experiment without a duration (manual approval) is a warning.
 - Flux: a kustomize.toolkit.fluxcd.io Kustomization (with a sourceRef) without `prune: true` is
   prune-disabled; a Flagger Canary (with a targetRef) without analysis metrics or gating webhooks
   (pre-rollout, rollout) is rollout-without-analysis (a confirm-* webhook only: a warning). The
@@ -197,8 +197,8 @@ class Context:
             else:
                 docs.append(d)
         self.docs = docs
-        # status-only partial documents (no source with a repoURL, e.g. test assertions) are not
-        # Applications anyone deploys
+        # partial documents (no source with a repoURL, or no destination: test assertions) are
+        # not Applications anyone deploys
         self.apps = [d for d in docs if is_kind(d, API_GROUP, "Application") and deployable(d)]
         templates = (template(d) for d in docs if is_kind(d, API_GROUP, "ApplicationSet"))
         self.templates = [t for t in templates if t is not None and (deployable(t) or t.template_patch)]
@@ -310,7 +310,8 @@ def write_back_conflict(ctx: Context) -> Iterable[Finding]:
             hit = _conflict(branch, tracked)
             if hit is None:
                 continue
-            names = ", ".join(a.name for a in apps[:5]) or f"none in this repository for {ref.get('namePattern')!r}"
+            names = ", ".join(sorted({a.name for a in apps})[:5]) or \
+                f"none in this repository for {ref.get('namePattern')!r}"
             revisions = ", ".join(sorted(tracked)) or "unknown"
             what = ("without writeBackConfig.gitConfig.branch it commits to the branch each Application tracks"
                     if branch is None else f"writeBackConfig.gitConfig.branch {str(branch)!r} writes to {hit!r}")
@@ -337,10 +338,12 @@ def rollout_without_analysis(ctx: Context) -> Iterable[Finding]:
             return
         if any(s.get("plugin") for s in steps):
             return  # a step plugin may well be the validation: the audit cannot tell
-        manual = [s for s in steps if "pause" in s and not dig(s, "pause", "duration")]
+        # an indefinite pause, or an experiment without a duration, waits for a person
+        manual = [s for s in steps if ("pause" in s and not dig(s, "pause", "duration"))
+                  or ("experiment" in s and not dig(s, "experiment", "duration"))]
         if manual:
             yield finding(doc, "rollout-without-analysis", "canary without analysis: its only gate is an "
-                          "indefinite pause (manual promotion), no metrics check", severity=WARNING)
+                          "indefinite pause or experiment (manual promotion), no metrics check", severity=WARNING)
         else:
             yield finding(doc, "rollout-without-analysis", "canary strategy without background analysis or an "
                                                            "analysis step; every step promotes unvalidated")
