@@ -122,12 +122,6 @@ def template(appset: Doc) -> Doc | None:
                template_of=appset, template_patch=unevaluated)
 
 
-def preserves_resources(app: Doc) -> bool:
-    """For a template: the ApplicationSet keeps its controller from adding the resources finalizer."""
-    return app.template_of is not None and \
-        dig(app.template_of.obj, "spec", "syncPolicy", "preserveResourcesOnDeletion") is True
-
-
 # ---- ImageUpdater (v1alpha1) -------------------------------------------------------------------
 
 def _labels_match(selector: Any, labels: dict) -> bool:

@@ -25,6 +25,8 @@ skipped. Decisions the issue left open:
   (ImageUpdater v1alpha1: spec.writeBackConfig.gitConfig.branch, per applicationRef or global); a
   conflict when it is missing or is a branch the Application's Git sources track (never a Helm
   chart's version), main, master or HEAD.
+- missing-finalizer: Applications only; an ApplicationSet's controller adds the finalizer to what it
+  generates unless spec.syncPolicy.preserveResourcesOnDeletion: true, an explicit choice.
 - self-heal-no-escape: an escape is (1) a sync window with manualSync: true or kind: deny in the
   Application's AppProject, if that AppProject is in the repo and the window selects the Application
   (applications/namespaces/clusters globs; a window with none selects all), (2) an annotation on the
@@ -47,8 +49,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, preserves_resources,
-                        selected, sources, sync_options, template, templated, tracked_branches, unknown)
+from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, selected,
+                        sources, sync_options, template, templated, tracked_branches, unknown)
 from audit.model import ERROR, WARNING, Doc, Finding, Repo, is_under, norm
 
 # The procedure's Common Pitfalls, quoted, and the concrete fix the audit recommends.
@@ -251,18 +253,13 @@ def prune_disabled(ctx: Context) -> Iterable[Finding]:
 def missing_finalizer(ctx: Context) -> Iterable[Finding]:
     def check(app: Doc) -> Iterable[Finding]:
         fins = app.meta.get("finalizers")
-        if isinstance(fins, list) and FINALIZERS & {str(f) for f in fins}:
-            return
-        if app.template_of is None:
+        if not (isinstance(fins, list) and FINALIZERS & {str(f) for f in fins}):
             yield finding(app, "missing-finalizer", "no resources-finalizer.argocd.argoproj.io in "
                                                     "metadata.finalizers; deleting the Application orphans its resources")
-        elif preserves_resources(app) and not unknown(app, "finalizers"):
-            # otherwise the ApplicationSet controller adds the finalizer to what it generates
-            yield finding(app, "missing-finalizer", "syncPolicy.preserveResourcesOnDeletion: true and no "
-                          "resources-finalizer.argocd.argoproj.io in the template: deleting a generated "
-                          "Application orphans its resources")
 
-    return each(ctx.all_apps, "missing-finalizer", check)
+    # ApplicationSet templates: the controller adds the finalizer to what it generates unless
+    # spec.syncPolicy.preserveResourcesOnDeletion is true, an explicit choice to keep the resources
+    return each(ctx.apps, "missing-finalizer", check)
 
 
 # ---- write-back ----------------------------------------------------------------------------------
