@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from audit.model import Doc
+from audit.model import Doc, as_list
 
 API_GROUP = "argoproj.io"
 IMAGE_UPDATER_GROUP = "argocd-image-updater.argoproj.io"
@@ -130,11 +130,11 @@ def _labels_match(selector: Any, labels: dict) -> bool:
     match = selector.get("matchLabels")
     if isinstance(match, dict) and any(str(labels.get(k)) != str(v) for k, v in match.items()):
         return False
-    for expr in selector.get("matchExpressions") or []:
+    for expr in as_list(selector.get("matchExpressions")):
         if not isinstance(expr, dict):
             continue
-        key, op = expr.get("key"), expr.get("operator")
-        values = {str(v) for v in expr.get("values") or [] if v is not None}
+        key, op = str(expr.get("key")), expr.get("operator")
+        values = {str(v) for v in as_list(expr.get("values")) if v is not None}
         has = key in labels
         if (op == "In" and (not has or str(labels[key]) not in values)) or \
            (op == "NotIn" and has and str(labels[key]) in values) or \

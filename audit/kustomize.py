@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from audit.model import kind_is_read, norm
+from audit.model import as_list, kind_is_read, norm
 from audit.yamlparse import LimitExceeded, load_all
 
 KUSTOMIZE_VERSION = "v5.8.1"
@@ -52,12 +52,6 @@ class Kustomization:
 
 def is_remote(entry: str) -> bool:
     return "://" in entry or entry.startswith(("github.com/", "git@", "gitlab.com/", "bitbucket.org/")) or "?ref=" in entry
-
-
-def as_list(value: Any) -> list:
-    """A kustomization field that should be a list; anything else is read as empty (kustomize
-    itself reports the bad shape when it builds)."""
-    return value if isinstance(value, list) else []
 
 
 def read(root: Path, kdir: str, kfile: str, data: Any) -> Kustomization:

@@ -137,6 +137,11 @@ class Finding:
                 "remediation": self.remediation}
 
 
+def as_list(value: Any) -> list:
+    """A field that should be a list; anything else (a hand-written `files: 5`) reads as empty."""
+    return value if isinstance(value, list) else []
+
+
 def is_under(path: str, directory: str) -> bool:
     """True when repo-relative `path` is `directory` or inside it ("" is the repository root)."""
     directory = norm(directory)

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 
 from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, selected,
                         sources, sync_options, template, templated, tracked_branches, unknown)
-from audit.model import ERROR, WARNING, Doc, Finding, Repo, is_under, norm
+from audit.model import ERROR, WARNING, Doc, Finding, Repo, as_list, is_under, norm
 
 # The procedure's Common Pitfalls, quoted, and the concrete fix the audit recommends.
 PITFALLS: dict[str, tuple[str, str]] = {
@@ -397,9 +397,9 @@ def _ignores_replicas(entry: dict, workload: Doc) -> bool:
         return False
     if entry.get("namespace") not in (None, "", workload.namespace) and workload.namespace:
         return False
-    pointers = {str(p).strip().rstrip("/") for p in entry.get("jsonPointers") or []}
-    jq = {str(p).replace(" ", "") for p in entry.get("jqPathExpressions") or []}
-    managers = {str(m) for m in entry.get("managedFieldsManagers") or []}
+    pointers = {str(p).strip().rstrip("/") for p in as_list(entry.get("jsonPointers"))}
+    jq = {str(p).replace(" ", "") for p in as_list(entry.get("jqPathExpressions"))}
+    managers = {str(m) for m in as_list(entry.get("managedFieldsManagers"))}
     return "/spec/replicas" in pointers or ".spec.replicas" in jq or "kube-controller-manager" in managers
 
 
@@ -497,7 +497,8 @@ def no_sync_waves(ctx: Context) -> Iterable[Finding]:
 # ---- self-heal -----------------------------------------------------------------------------------
 
 def _window_applies(window: dict, app: Doc) -> bool:
-    dest = dig(app.obj, "spec", "destination") or {}
+    dest = dig(app.obj, "spec", "destination")
+    dest = dest if isinstance(dest, dict) else {}
     selectors = [(window.get("applications"), app.name), (window.get("namespaces"), dest.get("namespace")),
                  (window.get("clusters"), dest.get("server")), (window.get("clusters"), dest.get("name"))]
     given = [(globs, v) for globs, v in selectors if isinstance(globs, list) and globs]
@@ -521,7 +522,7 @@ def self_heal_no_escape(ctx: Context) -> Iterable[Finding]:
         project = dig(app.obj, "spec", "project") or "default"
         if templated(project):
             return
-        windows = [w for p in ctx.projects.get(str(project), []) for w in dig(p.obj, "spec", "syncWindows") or []
+        windows = [w for p in ctx.projects.get(str(project), []) for w in as_list(dig(p.obj, "spec", "syncWindows"))
                    if isinstance(w, dict)]
         if any((w.get("manualSync") is True or w.get("kind") == "deny") and _window_applies(w, app) for w in windows):
             return
