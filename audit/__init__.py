@@ -16,6 +16,10 @@ __all__ = ["audit", "Report"]
 
 
 def audit(path: str | os.PathLike, kustomize: Any = loader.AUTO) -> Report:
-    """Audit the repository at `path` (a directory). `kustomize`: binary path, None to not render."""
+    """Audit the repository at `path` (a directory). `kustomize`: binary path, None to not render.
+    A repository without Argo CD (or Flux) objects is reported not applicable: only problems
+    reading its files are findings."""
     repo = loader.load(path, kustomize=kustomize)
-    return Report.build(repo.problems + rules.run_all(repo), repo.files_scanned, repo.sensitive)
+    applicable = bool(rules.engines(repo))
+    findings = repo.problems + (rules.run_all(repo) if applicable else [])
+    return Report.build(findings, repo.files_scanned, repo.sensitive, applicable)

@@ -8,6 +8,35 @@ from typing import Any
 ERROR = "error"
 WARNING = "warning"
 
+# The kinds whose content a rule (or the loader) reads. Other objects are kept as apiVersion, kind
+# and metadata only: CustomResourceDefinitions alone are most of the YAML in many repositories.
+KINDS_READ = frozenset({
+    "Application", "ApplicationSet", "AppProject", "Rollout", "ImageUpdater",  # Argo CD
+    "HorizontalPodAutoscaler", "Deployment", "StatefulSet", "Secret", "ConfigMap",
+    "Kustomization", "Component",  # kustomize's own files, and Flux's Kustomization
+    "Canary",  # Flagger
+})
+
+
+# Objects a rule starts from: a kustomization whose files hold none of them (and no secretGenerator)
+# cannot yield a finding, so it is not rendered (kustomize takes seconds on large CRDs).
+SUBJECT_KINDS = frozenset({"Application", "ApplicationSet", "AppProject", "Rollout", "ImageUpdater",
+                           "HorizontalPodAutoscaler", "Canary"})
+
+
+def is_rule_subject(obj: dict) -> bool:
+    kind = obj.get("kind")
+    if kind == "Secret":
+        return bool(obj.get("data") or obj.get("stringData"))
+    if kind == "Kustomization":
+        return str(obj.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/")
+    return kind in SUBJECT_KINDS
+
+
+def kind_is_read(kind) -> bool:
+    """Build the whole object (a kind in KINDS_READ, a `*List`, or no usable kind)."""
+    return not isinstance(kind, str) or kind in KINDS_READ or kind.endswith("List")
+
 
 @dataclass
 class Doc:
@@ -18,7 +47,8 @@ class Doc:
     from `kustomize build`. `where` is the directory the object is deployed from (the file's
     directory, or the rendered kustomization directory): Application ownership and app-of-apps
     grouping use it. `origin` is "file:line" of the defining file when a rendered object could be
-    mapped back to one.
+    mapped back to one. `template_of` is the ApplicationSet an Application template came from:
+    findings about the template name the ApplicationSet and its file and line.
     """
     obj: dict[str, Any]
     file: str
@@ -26,6 +56,8 @@ class Doc:
     where: str
     rendered: bool = False
     origin: str | None = None
+    template_of: "Doc | None" = None
+    template_patch: str | None = None  # a templated templatePatch: fields it may set are unknown
 
     @property
     def kind(self) -> str:
@@ -64,9 +96,13 @@ class Doc:
         return self.kind == kind and self.api_version.startswith("argoproj.io/")
 
     def ref(self) -> dict[str, str]:
+        if self.template_of is not None:
+            return self.template_of.ref()
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
 
     def label(self) -> str:
+        if self.template_of is not None:
+            return f"{self.template_of.label()} (Application template)"
         ns = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {ns}{self.name}"
 
@@ -99,6 +135,11 @@ class Finding:
         return {"rule": self.rule, "severity": self.severity, "file": self.file, "line": self.line,
                 "object": self.object, "origin": self.origin, "message": self.message,
                 "remediation": self.remediation}
+
+
+def as_list(value: Any) -> list:
+    """A field that should be a list; anything else (a hand-written `files: 5`) reads as empty."""
+    return value if isinstance(value, list) else []
 
 
 def is_under(path: str, directory: str) -> bool:

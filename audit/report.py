@@ -1,29 +1,43 @@
-"""Findings into a report: one per problem, in file order, as text or JSON, secret values masked."""
+"""Findings into a report: one per problem, in file order, as text or JSON.
+
+Secret values are masked only where a finding quotes an external tool (kustomize's stderr):
+rule messages never contain values, and masking the whole output would turn a common word into
+`***` in rule texts, file names and JSON fields. The JSON structure is built from the masked
+findings, never rewritten as text.
+"""
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from audit.masking import MASK, Masker
 from audit.model import ERROR, WARNING, Finding
 
-MASK = "***"
+__all__ = ["MASK", "Report", "TOOL_OUTPUT_RULES"]
+
+# findings whose message quotes an external tool's output
+TOOL_OUTPUT_RULES = frozenset({"kustomize-build-error"})
+NOT_APPLICABLE = "not applicable: no Argo CD objects"
 
 
 @dataclass
 class Report:
     findings: list[Finding]
     files_scanned: int
-    sensitive: frozenset[str] = frozenset()
+    applicable: bool = True
 
     @classmethod
-    def build(cls, findings: list[Finding], files_scanned: int, sensitive: set[str] = frozenset()) -> "Report":
+    def build(cls, findings: list[Finding], files_scanned: int, sensitive: set[str] | frozenset[str] = frozenset(),
+              applicable: bool = True) -> "Report":
         """De-duplicate (one finding per rule and object: overlays rendering one base report it once;
-        the first in file order wins) and sort by file, line, rule."""
+        the first in file order wins), sort by file, line, rule, and mask tool output."""
+        masker = Masker(sensitive)
         unique: dict[tuple, Finding] = {}
         for f in sorted(findings, key=lambda f: (f.file, f.line, f.rule)):
+            if masker and f.rule in TOOL_OUTPUT_RULES:
+                f = replace(f, message=masker.mask(f.message))
             unique.setdefault(f.key(), f)
-        return cls(list(unique.values()), files_scanned, frozenset(sensitive))
+        return cls(list(unique.values()), files_scanned, applicable)
 
     @property
     def exit_code(self) -> int:
@@ -39,18 +53,12 @@ class Report:
                 "by_rule": dict(sorted(by_rule.items())),
                 "exit_code": self.exit_code}
 
-    def _mask(self, text: str) -> str:
-        """Defence in depth: no rule writes a value, but a message quoting a tool's error could."""
-        if not self.sensitive:
-            return text
-        forms = set(self.sensitive) | {json.dumps(v)[1:-1] for v in self.sensitive}  # as JSON spells them
-        pattern = "|".join(re.escape(v) for v in sorted(forms, key=len, reverse=True))
-        return re.sub(pattern, MASK, text)
-
     def to_json(self) -> str:
         data = {"findings": [f.to_dict() for f in self.findings], "summary": self.summary(),
-                "files_scanned": self.files_scanned}
-        return self._mask(json.dumps(data, indent=2))
+                "files_scanned": self.files_scanned, "applicable": self.applicable}
+        if not self.applicable:
+            data["note"] = NOT_APPLICABLE
+        return json.dumps(data, indent=2)
 
     def to_text(self) -> str:
         lines = []
@@ -59,9 +67,11 @@ class Report:
             lines.append(f"{f.severity.upper()} {f.rule} {f.file}:{f.line} {f.message}{origin}")
             lines.append(f"  remediation: {f.remediation}")
         s = self.summary()
-        if s["total"]:
-            lines.append(f"{s['total']} finding(s): {s['error']} error(s), {s['warning']} warning(s); "
-                         f"{self.files_scanned} YAML file(s) scanned")
+        scanned = f"{self.files_scanned} YAML file(s) scanned"
+        if not self.applicable:
+            lines.append(f"{NOT_APPLICABLE}; {s['total']} finding(s) reading the files; {scanned}")
+        elif s["total"]:
+            lines.append(f"{s['total']} finding(s): {s['error']} error(s), {s['warning']} warning(s); {scanned}")
         else:
-            lines.append(f"no findings; {self.files_scanned} YAML file(s) scanned")
-        return self._mask("\n".join(lines) + "\n")
+            lines.append(f"no findings; {scanned}")
+        return "\n".join(lines) + "\n"

@@ -41,6 +41,14 @@ def clean(tmp_path) -> Path:
     return dst
 
 
+def with_argo_cd(repo: Path) -> Path:
+    """Make `repo` an Argo CD repository (one AppProject): without Argo CD objects the audit is
+    not applicable and runs no rule."""
+    (repo / "project.yaml").write_text("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\n"
+                                       "metadata: {name: default, namespace: argocd}\nspec: {}\n")
+    return repo
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
@@ -128,10 +136,17 @@ def test_self_heal_escapes(clean):
     edit(clean / "apps/web.yaml", "  annotations:\n", "  annotations:\n    example.com/pause-self-heal: \"false\"\n")
     assert "web" not in {f.object["name"] for f in audit(clean).findings}
 
-    # a runbook on disabling self-heal is every Application's escape
+    # a runbook elsewhere in the repository is no Application's escape
     (clean / "docs").mkdir()
     (clean / "docs/RUNBOOK.md").write_text("## Incidents\nTo pause self-heal, set selfHeal: false on the app.\n")
-    assert audit(clean).findings == []
+    assert {f.object["name"] for f in audit(clean).findings} == {"root", "cert-manager", "sealed-secrets", "checkout"}
+
+    # in the Application's source directory, with both terms in one section, it is that Application's escape
+    (clean / "workloads/checkout/README.md").write_text(
+        "# Checkout\nSelf-heal is on.\n\n## Deploying\nTo disable a release, revert the commit.\n")
+    assert "checkout" in {f.object["name"] for f in audit(clean).findings}  # the terms in two sections
+    (clean / "workloads/checkout/README.md").write_text("# Checkout\n## Incidents\nTo pause self-heal, annotate it.\n")
+    assert {f.object["name"] for f in audit(clean).findings} == {"root", "cert-manager", "sealed-secrets"}
 
 
 @needs_kustomize
@@ -283,7 +298,7 @@ def test_json_schema(capsys):
     code, out = cli(capsys, REPOS / "write-back-conflict", "--format", "json")
     data = json.loads(out)
     assert code == 0
-    assert set(data) == {"findings", "summary", "files_scanned"}
+    assert set(data) == {"findings", "summary", "files_scanned", "applicable"} and data["applicable"] is True
     assert data["files_scanned"] == 1
     assert set(data["summary"]) == {"total", "error", "warning", "by_rule", "exit_code"}
     assert data["summary"] == {"total": 1, "error": 0, "warning": 1, "by_rule": {"write-back-conflict": 1},
@@ -317,6 +332,7 @@ def test_git_dir_non_yaml_and_helm_templates_are_skipped(tmp_path):
 
 
 def test_list_kinds_are_expanded_with_item_lines(tmp_path):
+    with_argo_cd(tmp_path)
     (tmp_path / "list.yaml").write_text(
         "apiVersion: v1\nkind: List\nitems:\n"
         "  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n"
@@ -326,6 +342,7 @@ def test_list_kinds_are_expanded_with_item_lines(tmp_path):
 
 
 def test_sealed_and_external_secrets_and_empty_secrets_are_fine(tmp_path):
+    with_argo_cd(tmp_path)
     (tmp_path / "s.yaml").write_text(
         "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: a}\nspec: {encryptedData: {k: AgB}}\n"
         "---\napiVersion: external-secrets.io/v1beta1\nkind: ExternalSecret\nmetadata: {name: b}\nspec: {}\n"
@@ -334,6 +351,7 @@ def test_sealed_and_external_secrets_and_empty_secrets_are_fine(tmp_path):
 
 
 def test_tabs_that_kustomize_accepts_are_not_parse_errors(tmp_path):
+    with_argo_cd(tmp_path)
     (tmp_path / "s.yaml").write_text("apiVersion: v1\t\nkind: Secret\nmetadata:\n  name:\ts\ndata: {k: dmFsdWU=}\n")
     [f] = audit(tmp_path).findings
     assert (f.rule, f.object["name"]) == ("plaintext-secret", "s")
