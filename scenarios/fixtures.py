@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
@@ -64,7 +64,8 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
                               probes.deployment(kube, ns, "myapp", replicas=5)),
                 timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 2)",
                 expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp with 5 replicas available in {ns}",
-                remediation=hints.ON_FAILURE[2])
+                remediation=hints.ON_FAILURE[2],
+                diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
         return DeployedApp(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha, image=image)
 
     return make

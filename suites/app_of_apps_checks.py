@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.engine import argocd_app_state
@@ -66,7 +66,7 @@ def children_roll_out(argocd: ArgoCD, layout: AppOfApps, *, timeout: float = ROL
     checks.eventually(probe, timeout=timeout, initial_wait=POLL, max_wait=POLL,
                       what=f"app-of-apps {layout.root} deploys its children",
                       expected=f"every child ({', '.join(layout.children)}) created, Synced and Healthy",
-                      remediation=hints.ON_FAILURE[3])
+                      remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, layout.root))
     return timeline, time.monotonic() - t0
 
 
@@ -100,13 +100,15 @@ def child_appears(argocd: ArgoCD, name: str, timeout: float = CHILD_CHANGE) -> f
     t0 = time.monotonic()
     checks.eventually(probes.app_synced(argocd, name), timeout=timeout,
                       what=f"child {name} added in Git", expected="the root creates it and it syncs",
-                      remediation=hints.ON_FAILURE[3])
+                      remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, name))
     return time.monotonic() - t0
 
 
-def child_pruned(argocd: ArgoCD, kube: Kube, name: str, namespace: str, timeout: float = CHILD_CHANGE) -> float:
+def child_pruned(argocd: ArgoCD, kube: Kube, name: str, namespace: str, timeout: float = CHILD_CHANGE, *,
+                 root: str = "") -> float:
     t0 = time.monotonic()
     checks.eventually(probes.absent(kube, "applications.argoproj.io", name, namespace), timeout=timeout,
                       what=f"child {name} removed from Git", expected="the root prunes the Application",
-                      remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[3])
+                      remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[3],
+                      diagnose=diagnose.for_app(argocd, root) if root else diagnose.components(diagnose.APP_CONTROLLER))
     return time.monotonic() - t0

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
@@ -41,6 +41,11 @@ def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedRollout):
                 "application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
                 "events": kube.events(ns)}
     return collect
+
+
+def _diagnose(argocd: ArgoCD, app: DeployedRollout) -> diagnose.Diagnosis:
+    return diagnose.first_of(diagnose.components(diagnose.ROLLOUTS_CONTROLLER),
+                             diagnose.for_app(argocd, app.name))
 
 
 def _stale(v: View) -> str:
@@ -122,7 +127,7 @@ def commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: 
     checks.eventually(probe, timeout=SYNC, **FAST,
                       what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
                       expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return sha
 
 
@@ -161,7 +166,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     what = f"canary rollout of {new_image} in {app.namespace}"
     checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
                       expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
-                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app))
+                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     walked = [w for w in rec.weights if w > 0]
     checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
                   what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
@@ -184,7 +189,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
 
     # background analysis ends when the rollout completes; its phase lands just after
     checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                      remediation=REMEDY, evidence=_evidence(kube, argocd, app))
+                      remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
     def settled() -> Observation:
@@ -192,7 +197,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
         return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
     checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app),
+                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
                       expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
                                "(Argo CD does not fight the Rollouts controller)")
     return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], decision_seconds(run, rec))
@@ -237,7 +242,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
     checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
                       expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
                       if a["phase"] == "Failed")
 
@@ -254,7 +259,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
 
     checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
                       expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return decision_seconds(failed_run, rec)
 
 
@@ -276,7 +281,7 @@ def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected
             return checks.pending(f"{_stale(v)}; {v.describe()}")
         return checks.ok(v.describe()) if cond(v) else checks.pending(v.describe())
     checks.eventually(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return look(kube, app.namespace)
 
 
@@ -308,7 +313,7 @@ def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, 
                       f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
                       remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
                                   "ignoreDifferences for the Rollout's image while using the imperative commands. "
-                                  + REMEDY, evidence=_evidence(kube, argocd, app), max_wait=1.0)
+                                  + REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app), max_wait=1.0)
     return look(kube, app.namespace)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import requests
 
-from fixtures import checks, hints
+from fixtures import checks, diagnose, hints
 from fixtures.argocd import ArgoCD, admin_password
 from fixtures.checks import Observation
 
@@ -25,7 +25,7 @@ def api_version(argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
 
     return checks.eventually(probe, timeout=timeout, what=f"Argo CD API at {argocd.url}",
                              expected="HTTP 200 from /api/version with a version",
-                             remediation=hints.ON_FAILURE[1]).observed
+                             remediation=hints.ON_FAILURE[1], diagnose=diagnose.components("argocd-server")).observed
 
 
 def cli_login_and_list(argocd: ArgoCD, kube, target, config_dir: Path) -> str:

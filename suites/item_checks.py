@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
@@ -27,6 +27,10 @@ def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedApp):
         return {"application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
                 "events": kube.events(app.namespace)}
     return collect
+
+
+def _diagnose(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
+    return diagnose.for_app(argocd, app.name, namespace=app.namespace, deployments=["myapp"])
 
 
 # ----- auto_sync -------------------------------------------------------------------------
@@ -56,7 +60,7 @@ def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str |
         expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
         remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
                     "timeout.reconciliation polls within the bound.",
-        evidence=_evidence(kube, argocd, app))
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 
@@ -85,7 +89,7 @@ def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, 
     checks.eventually(
         probes.with_policy(argocd, app.name, probe), timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
         remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
-        evidence=_evidence(kube, argocd, app))
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 
@@ -115,7 +119,7 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
         probes.with_policy(argocd, app.name, pruned), timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
         expected="Service myapp deleted from the cluster and the app synced at the removal commit",
         remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[2],
-        evidence=_evidence(kube, argocd, app))
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 

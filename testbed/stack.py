@@ -172,6 +172,7 @@ class Testbed:
             "argocd-repo-server": argo.repo_server, "argocd-notifications": argo.notifications,
             "rollouts-controller": argo.rollouts_controller,
             "argocd-image-updater": lambda lay, **kw: argo.image_updater(lay, peers_setup.registries_conf(lay), **kw),
+            "kube-controller-manager": controlplane.kube_controller_manager,
         }
         if name not in builders:
             raise TestbedError(f"component {name!r} cannot be restarted on its own (one of: {', '.join(builders)})")
