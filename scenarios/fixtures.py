@@ -105,13 +105,13 @@ def application_health(kube: Kube, target: Target):
 @pytest.fixture
 def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
                        git_repo: Callable[..., GitRepo], unique: Callable[[str], str], application_health):
-    """deploy_app_of_apps(myapp_dir=...) -> AppOfApps: the step 3 layout committed and the root
+    """deploy_app_of_apps(myapp_dir=..., waves=True) -> AppOfApps: the step 3 layout committed and the root
     app applied with kubectl (not waited for: the suites observe the rollout themselves)."""
     from . import app_of_apps
 
-    def make(*, myapp_dir: str = f"{app_of_apps.ROOT_PATH}/apps") -> app_of_apps.AppOfApps:
+    def make(*, myapp_dir: str = f"{app_of_apps.ROOT_PATH}/apps", waves: bool = True) -> app_of_apps.AppOfApps:
         repo = git_repo("gitops-repo")
-        layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir)
+        layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir, waves=waves)
         repo.commit_and_push("Add app-of-apps structure")
         repos.register_https(argocd, repo)
         tracker.projects.append(layout.project)

@@ -339,23 +339,53 @@ def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_i
                   and v.stable_rs == v.current_hash)
 
 
-def history_lists_revisions(kube: Kube, app: DeployedRollout) -> str:
-    """`kubectl argo rollouts history myapp`, as the procedure writes it. The plugin (v1.9) has
-    no such command; the same history (one `revision:N` per ReplicaSet) is what `kubectl argo
-    rollouts get rollout myapp` prints, so that is checked instead and the gap is reported."""
+REVISION = "rollout.argoproj.io/revision"
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    listed: str           # the revisions `get rollout` listed, in words (the check's observation)
+    warning: str | None   # the procedure's `history` command is not a command of the plugin (a WARN, not a pass)
+
+
+def kept_revisions(kube: Kube, namespace: str) -> list[int]:
+    """The revisions the Rollout keeps: its ReplicaSets' rollout.argoproj.io/revision annotations."""
+    rollout = kube.get("rollouts.argoproj.io", rollouts.ROLLOUT, namespace) or {}
+    uid = (rollout.get("metadata") or {}).get("uid")
+    rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout).get("items") or []
+    return sorted(int(r["metadata"]["annotations"][REVISION]) for r in rs
+                  if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])
+                  and REVISION in (r["metadata"].get("annotations") or {}))
+
+
+def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int = 2) -> History:
+    """The Rollout's revision history, which step 5 reads with `kubectl argo rollouts history
+    myapp`: the plugin (v1.9) has no such command, and `kubectl argo rollouts get rollout myapp`
+    prints the same history (a `revision:N` per ReplicaSet). The check: the Rollout keeps at
+    least `at_least` revisions (something to undo to) and `get rollout` lists every one of them.
+    The missing `history` command is returned as a warning, never counted as a pass."""
     proc = rollouts.plugin(kube, app.namespace, "history", rollouts.ROLLOUT)
     out = (proc.stdout + proc.stderr).strip()
-    if proc.returncode == 0 and "REVISION" in out.upper():
-        return out
-    version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
-    checks.expect("unknown command" in out, what="`kubectl argo rollouts history myapp`",
-                  expected="a list of the Rollout's revisions", observed=f"exit {proc.returncode}: {out[:400]}",
-                  remediation=REMEDY)
+    warning = None
+    if not (proc.returncode == 0 and "REVISION" in out.upper()):
+        version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
+        warning = (f"the procedure's `kubectl argo rollouts history myapp` is not a command of the plugin "
+                   f"({version}): exit {proc.returncode}: {out.splitlines()[0][:200] if out else ''}; "
+                   f"`kubectl argo rollouts get rollout myapp` lists the revisions instead")
+    kept = kept_revisions(kube, app.namespace)
     got = rollouts.plugin(kube, app.namespace, "get", "rollout", rollouts.ROLLOUT)
     listing = (got.stdout + got.stderr).strip()
-    checks.expect(got.returncode == 0 and "revision:" in listing, what="the Rollout's revision history",
-                  expected="`kubectl argo rollouts get rollout myapp` lists its revisions (revision:N)",
-                  observed=f"exit {got.returncode}: {listing[:400]}", remediation=REMEDY)
-    revisions = sorted({w for w in listing.split() if w.startswith("revision:")})
-    return (f"the procedure's `history` is not a command of the plugin ({version}); "
-            f"`get rollout` lists {', '.join(revisions)}")
+    listed = sorted({int(w.split(":", 1)[1]) for w in listing.split()
+                     if w.startswith("revision:") and w.split(":", 1)[1].isdigit()})
+    observed = (f"ReplicaSets keep revisions {kept or 'none'}; `get rollout` (exit {got.returncode}) lists "
+                f"{['revision:%d' % r for r in listed] or 'no revision'}")
+    what = "the Rollout's revision history (`kubectl argo rollouts get rollout myapp`)"
+    checks.expect(got.returncode == 0 and kept and set(kept) <= set(listed), what=what,
+                  expected="every revision the Rollout keeps listed as revision:N", observed=observed + (
+                      f": {listing[:300]}" if got.returncode else ""), remediation=REMEDY)
+    checks.expect(len(kept) >= at_least, what=what,
+                  expected=f"at least {at_least} revisions kept (a previous one to undo to)",
+                  observed=f"{observed}; spec.revisionHistoryLimit="
+                           f"{((kube.get('rollouts.argoproj.io', rollouts.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
+                  remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
+    return History(listed=observed, warning=warning)
