@@ -162,7 +162,8 @@ def child_appears(argocd: ArgoCD, name: str, timeout: float = CHILD_CHANGE) -> f
 def child_pruned(argocd: ArgoCD, kube: Kube, name: str, namespace: str, timeout: float = CHILD_CHANGE, *,
                  root: str = "") -> float:
     t0 = time.monotonic()
-    checks.eventually(probes.absent(kube, "applications.argoproj.io", name, namespace), timeout=timeout,
+    gone = probes.absent(kube, "applications.argoproj.io", name, namespace)
+    checks.eventually(probes.with_policy(argocd, root, gone) if root else gone, timeout=timeout,
                       what=f"child {name} removed from Git", expected="the root prunes the Application",
                       remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[3],
                       diagnose=diagnose.for_app(argocd, root) if root else diagnose.components(diagnose.APP_CONTROLLER))

@@ -70,7 +70,7 @@ def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
+def _decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
     """AnalysisRun start -> its Successful/Failed phase. The API's startedAt/completedAt have 1s
     resolution, so the Recorder's own sightings (polled every <=0.5s) are preferred."""
     if rec is not None and run["name"] in rec.decided:
@@ -113,7 +113,7 @@ class Recorder:
         return v
 
 
-def commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
+def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
     """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
     keeps watching meanwhile: the first weight may be set before the sync is reported."""
     myapp.set_prod(app.repo, tag=tag)
@@ -148,7 +148,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
-    sha = commit_tag(kube, argocd, app, tag, rec)
+    sha = _commit_tag(kube, argocd, app, tag, rec)
 
     def promoted() -> Observation:
         v = rec.look()
@@ -200,10 +200,10 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
                       what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
                       expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
                                "(Argo CD does not fight the Rollouts controller)")
-    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], decision_seconds(run, rec))
+    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
-def stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
+def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     """The stable ReplicaSet's image and ready pods, in words."""
     rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
                                  "-o", "json").stdout)["items"]
@@ -223,7 +223,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
-    commit_tag(kube, argocd, app, tag, rec)
+    _commit_tag(kube, argocd, app, tag, rec)
 
     def aborted() -> Observation:
         v = rec.look()
@@ -250,7 +250,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
         v = look(kube, app.namespace)
         svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
         selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
-        pods = stable_pods(kube, app.namespace, old.stable_rs)
+        pods = _stable_pods(kube, app.namespace, old.stable_rs)
         seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
                f"canary-weight={v.canary_weight}, stable {pods}"
         ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
@@ -260,12 +260,12 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
                       expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
                       evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    return decision_seconds(failed_run, rec)
+    return _decision_seconds(failed_run, rec)
 
 
 # ----- the procedure's kubectl argo rollouts commands ---------------------------------------
 
-def cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
+def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
     command = "kubectl argo rollouts " + " ".join(args)
     proc = rollouts.plugin(kube, app.namespace, *args)
@@ -285,13 +285,14 @@ def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected
     return look(kube, app.namespace)
 
 
-def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str) -> View:
+def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *, timeout: float = CLI) -> View:
     """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
-    cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
+    _cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
     return _until(kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
-                  lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20)
+                  lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
+                  timeout)
 
 
 def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, hold: float = 15.0) -> View:
@@ -317,26 +318,29 @@ def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, 
     return look(kube, app.namespace)
 
 
-def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout) -> View:
+def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout, *, timeout: float = CLI) -> View:
     image = look(kube, app.namespace).image
-    cli(kube, app, "promote", rollouts.ROLLOUT)
+    _cli(kube, app, "promote", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts promote myapp`", f"past the pause, Healthy with {image} stable",
-                  lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image)
+                  lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
 
 
-def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str) -> View:
-    cli(kube, app, "abort", rollouts.ROLLOUT)
+def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
+                            timeout: float = CLI) -> View:
+    _cli(kube, app, "abort", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
-                  lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs)
+                  lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
+                  timeout)
 
 
-def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str) -> View:
-    cli(kube, app, "undo", rollouts.ROLLOUT)
+def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
+                    timeout: float = CLI) -> View:
+    _cli(kube, app, "undo", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
-                  and v.stable_rs == v.current_hash)
+                  and v.stable_rs == v.current_hash, timeout)
 
 
 REVISION = "rollout.argoproj.io/revision"

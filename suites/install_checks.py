@@ -64,7 +64,7 @@ def ui_answers(url: str, strict: bool, timeout: float = API_TIMEOUT) -> str:
         return Observation.ok(seen)
 
     return checks.eventually(probe, timeout=timeout, what=f"web UI at {url}/", expected="HTTP 200 text/html",
-                             remediation=hints.ON_FAILURE[1]).observed
+                             remediation=hints.ON_FAILURE[1], diagnose=diagnose.components("argocd-server")).observed
 
 
 def _minor(version: str) -> tuple[int, int] | None:

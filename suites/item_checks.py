@@ -164,19 +164,21 @@ def app_deletion_outcome(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, expect
                          timeout: float = PRUNE) -> str:
     """Delete the Application with kubectl. With the resources finalizer its Deployment must be
     deleted too; without it the Deployment stays behind, orphaned (the pitfall)."""
+    finalizers = ((argocd.app(app.name) or {}).get("metadata") or {}).get("finalizers") or []
+    had = f"the Application had finalizers {finalizers}"  # the cause, either way
     kube.kubectl("-n", argocd.namespace, "delete", "application", app.name, "--wait=false")
     checks.eventually(probes.absent(kube, "applications.argoproj.io", app.name, argocd.namespace), timeout=timeout,
                       what=f"deletion of Application {app.name}", expected="the Application is gone",
                       remediation=hints.ON_FAILURE[2])
     if expect_cascade:
         checks.eventually(probes.absent(kube, "deployment", "myapp", app.namespace), timeout=timeout,
-                          what=f"cascade of deleting {app.name} (resources finalizer)",
+                          what=f"cascade of deleting {app.name} (resources finalizer; {had})",
                           expected="Deployment myapp deleted with its Application",
                           remediation=hints.PITFALLS["finalizer"])
         return "Deployment deleted with the Application"
     still = kube.get("deployment", "myapp", app.namespace)
     checks.expect(still is not None and not still["metadata"].get("deletionTimestamp"),
-                  what=f"deleting {app.name} without the resources finalizer",
+                  what=f"deleting {app.name} without the resources finalizer ({had})",
                   expected="Deployment myapp left running (orphaned), as the pitfall says",
                   observed="Deployment deleted" if still is None else "Deployment being deleted",
                   remediation=hints.PITFALLS["finalizer"])

@@ -20,6 +20,7 @@ def _fails(fn, *args, bound: float = BOUND, **kwargs):
     return check_failure(fn, *args, timeout=bound, bound=bound, **kwargs)
 
 
+@pytest.mark.breaks("suites.image_promotion_checks.promoted")
 def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kube, tracker, diagnostics, target, unique):
     allow = r"regexp:^release-[0-9]+$"  # a typo'd pattern: no pushed tag looks like this
     app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique, allow=allow)
@@ -31,6 +32,7 @@ def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kub
     assert "Procedure step" not in message and "verify tag regex matches actual tags" in message  # ON_FAILURE[4]
 
 
+@pytest.mark.breaks("suites.image_promotion_checks.promoted")
 def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp, kube, tracker, diagnostics, target, unique):
     git = target.git
     if not (git.read_only_username and git.read_only_token):
@@ -44,3 +46,22 @@ def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp,
     assert "Could not update application spec" in message and "403" in message, message
     assert "403" in failure.evidence[f"log-argocd-image-updater-{app.name}"]
     assert git.read_only_token not in message + "".join(failure.evidence.values())
+
+
+@pytest.mark.breaks("suites.image_promotion_checks.digest_followed")
+def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argocd, tracker, diagnostics, target,
+                                                        unique, testbed_handle):
+    """Step 4's staging app set up as the procedure says, but argocd-image-updater is not running:
+    nothing pins the digest, and the failure names the stopped component first."""
+    image = iu.new_image(target.registry, unique)
+    digests = image.push(*iu.TAGS)
+    prod = deploy_myapp(image=image.name)
+    staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
+    testbed_handle.stop_component("argocd-image-updater")
+    try:
+        iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
+        message = str(_fails(ipc.digest_followed, kube, target, staging, image, "staging-abc", digests["staging-abc"]))
+    finally:
+        testbed_handle.start_component("argocd-image-updater")
+    assert message.index("cause: argocd-image-updater is not running") < message.index("observed"), message
+    assert "Image Updater digest tracking" in message and "Deployment runs" in message, message
