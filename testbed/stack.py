@@ -5,6 +5,7 @@ down | status | env` are thin wrappers over it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -180,6 +181,15 @@ class Testbed:
 
     def stop_component(self, name: str) -> None:
         self.sup.stop(name)
+
+    @contextlib.contextmanager
+    def stopped(self, name: str):
+        """`with testbed.stopped("rollouts-controller"):` the component is down inside, up again after."""
+        self.stop_component(name)
+        try:
+            yield
+        finally:
+            self.start_component(name)
 
     def start_component(self, name: str, **overrides) -> None:
         """(Re)start one component, e.g. start_component("argocd-application-controller", resync_seconds=0)."""

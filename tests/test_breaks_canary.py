@@ -74,8 +74,7 @@ def test_cli_checks_fail_when_rollouts_controller_is_stopped(deploy_rollout, kub
     traffic.set_success_rate(app.metric_service, 1.0)
     stable = rollouts.look(kube, app.namespace)
     canary_checks.set_image_pauses(kube, argocd, app, "v1.1.0")  # paused at 20%, the controller still up
-    testbed_handle.stop_component("rollouts-controller")
-    try:
+    with testbed_handle.stopped("rollouts-controller"):
         for check, args in ((canary_checks.promote_completes, ()),
                             (canary_checks.abort_returns_to_stable, (stable.stable_rs,)),
                             (canary_checks.undo_rolls_back, (stable.image,)),
@@ -83,8 +82,6 @@ def test_cli_checks_fail_when_rollouts_controller_is_stopped(deploy_rollout, kub
             message = fails_within(check, kube, argocd, app, *args, timeout=SHORT, bound=SHORT)
             assert "cause: rollouts-controller is not running" in message, (check.__name__, message)
             assert "kubectl argo rollouts" in message, (check.__name__, message)
-    finally:
-        testbed_handle.start_component("rollouts-controller")
 
 
 @pytest.mark.breaks("suites.canary_checks.history_lists_revisions")

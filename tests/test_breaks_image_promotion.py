@@ -57,11 +57,8 @@ def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argo
     digests = image.push(*iu.TAGS)
     prod = deploy_myapp(image=image.name)
     staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
-    testbed_handle.stop_component("argocd-image-updater")
-    try:
+    with testbed_handle.stopped("argocd-image-updater"):
         iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
         message = str(_fails(ipc.digest_followed, kube, target, staging, image, "staging-abc", digests["staging-abc"]))
-    finally:
-        testbed_handle.start_component("argocd-image-updater")
     assert message.index("cause: argocd-image-updater is not running") < message.index("observed"), message
     assert "Image Updater digest tracking" in message and "Deployment runs" in message, message

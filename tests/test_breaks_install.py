@@ -36,11 +36,8 @@ def test_cli_login_check_fails_with_a_wrong_admin_password(argocd, kube, target,
 
 @pytest.mark.breaks("suites.install_checks.ui_answers")
 def test_ui_check_fails_when_the_server_is_stopped(argocd, testbed_handle):
-    testbed_handle.stop_component("argocd-server")
-    try:
+    with testbed_handle.stopped("argocd-server"):
         message = fails_within(install_checks.ui_answers, argocd.url, strict=False, timeout=SHORT, bound=SHORT)
-    finally:
-        testbed_handle.start_component("argocd-server")
     assert "no answer" in message and "cause: argocd-server is not running" in message, message
 
 

@@ -23,12 +23,9 @@ def _cause(message: str) -> str:
 @pytest.mark.breaks("suites.item_checks.commit_is_synced")
 def test_stopped_application_controller_is_named(deploy_myapp, kube, argocd, testbed_handle):
     """An Application made while the application controller is down has no status at all."""
-    testbed_handle.stop_component(diagnose.APP_CONTROLLER)
-    try:
+    with testbed_handle.stopped(diagnose.APP_CONTROLLER):
         app = deploy_myapp(wait=False)
         message = fails_within(item_checks.commit_is_synced, kube, argocd, app, tag="v1.1.0", timeout=SHORT, bound=SHORT)
-    finally:
-        testbed_handle.start_component(diagnose.APP_CONTROLLER)
     cause = _cause(message)
     assert cause.startswith("the application controller is not reconciling: "
                             f"Application {app.name} has no status at all"), message
@@ -40,11 +37,8 @@ def test_stopped_kube_controller_manager_is_named(deploy_myapp, kube, argocd, te
     """Argo CD applies the new image, but no Deployment controller makes its ReplicaSet: the app
     stays Progressing. The cause is the cluster's controllers, not Argo CD."""
     app = deploy_myapp()
-    testbed_handle.stop_component(diagnose.CONTROLLER_MANAGER)
-    try:
+    with testbed_handle.stopped(diagnose.CONTROLLER_MANAGER):
         message = fails_within(item_checks.commit_is_synced, kube, argocd, app, tag="v1.1.0", timeout=SHORT, bound=SHORT)
-    finally:
-        testbed_handle.start_component(diagnose.CONTROLLER_MANAGER)
     cause = _cause(message)
     assert cause.startswith("the cluster's controllers are not acting: "
                             f"Deployment {app.namespace}/myapp generation"), message
