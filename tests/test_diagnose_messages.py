@@ -23,9 +23,10 @@ def test_failed_operation_names_the_failed_resources():
                                           "(Deployment/myapp: spec.replicas: Invalid value: -1)")
 
 
-def test_nothing_established_is_none():
+def test_nothing_established_is_none(monkeypatch):
     assert diagnose._engine_says({"status": {"operationState": {"phase": "Succeeded"}}}) is None
-    assert diagnose.component_down("anything") is None  # no session attached: nothing to look at
+    monkeypatch.setattr(diagnose, "_session", {})  # no cluster attached: nothing to look at
+    assert diagnose.component_down("anything") is None
 
 
 def test_first_of_takes_the_first_cause():
