@@ -60,5 +60,5 @@ def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argo
     with testbed_handle.stopped("argocd-image-updater"):
         iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
         message = str(_fails(ipc.digest_followed, kube, target, staging, image, "staging-abc", digests["staging-abc"]))
-    assert message.index("cause: argocd-image-updater is not running") < message.index("observed"), message
+    assert "cause: argocd-image-updater is not running" in message, message
     assert "Image Updater digest tracking" in message and "Deployment runs" in message, message
