@@ -160,7 +160,8 @@ def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
             name, repo.url, myapp.PROD_PATH, ns, project=proj["metadata"]["name"]))
         checks.eventually(probes.app_synced(argocd, name, revision=sha), timeout=FIRST_SYNC_TIMEOUT,
                           what=f"first sync of {name} in project {proj['metadata']['name']}",
-                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3])
+                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3],
+                          diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
         return ProductionProject(project=proj["metadata"]["name"], app=name, namespace=ns, repo_url=repo.url)
 
     return make
