@@ -51,46 +51,20 @@ from typing import Any, TypeVar
 
 from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, selected,
                         sources, sync_options, template, templated, tracked_branches, unknown)
+from gitops_conformance.items import PITFALLS
 from audit.model import ERROR, WARNING, Doc, Finding, Repo, as_list, is_under, norm
 
-# The procedure's Common Pitfalls, quoted, and the concrete fix the audit recommends.
-PITFALLS: dict[str, tuple[str, str]] = {
-    "prune-disabled": (
-        "Automatic prune disabled: Resources removed from Git remain in cluster. Enable prune: true in sync policy.",
-        "set spec.syncPolicy.automated.prune: true."),
-    "no-sync-waves": (
-        "No sync waves: Infrastructure applications deployed after apps that depend on them. Use "
-        "argocd.argoproj.io/sync-wave annotations to control order.",
-        "annotate the infrastructure Applications with a lower argocd.argoproj.io/sync-wave (e.g. \"-1\") than "
-        "the applications that depend on them (e.g. \"1\")."),
-    "hpa-replicas-not-ignored": (
-        "Ignoring HPA-managed replicas: Sync fails because HPA changed replica count. Add /spec/replicas to "
-        "ignoreDifferences.",
-        "in the Application add ignoreDifferences [{group, kind, jsonPointers: [/spec/replicas]}] for the workload "
-        "and syncOptions [RespectIgnoreDifferences=true] (or drop spec.replicas from the workload manifest)."),
-    "write-back-conflict": (
-        "Write-back conflicts: Image Updater commits conflict with manual commits. Use separate branch or "
-        "fine-grained RBAC for image updater.",
-        "set argocd-image-updater.argoproj.io/git-branch to base:target with a dedicated target branch, e.g. "
-        "main:image-updater-{{.SHA256}}, and merge it by pull request."),
-    "missing-finalizer": (
-        "Missing finalizers: Application deletion leaves orphaned resources. Add "
-        "resources-finalizer.argocd.argoproj.io to Application metadata.",
-        "add metadata.finalizers: [resources-finalizer.argocd.argoproj.io]."),
-    "rollout-without-analysis": (
-        "No analysis templates: Rollouts promote automatically without validation. Implement AnalysisTemplates "
-        "with metrics queries.",
-        "reference an AnalysisTemplate from spec.strategy.canary.analysis (background) or from an analysis step."),
-    "plaintext-secret": (
-        "Secrets in Git: Plaintext secrets committed to repository. Use Sealed Secrets or External Secrets Operator.",
-        "replace the Secret (or secretGenerator) with a SealedSecret or an ExternalSecret, remove it from Git "
-        "history and rotate the values."),
-    "self-heal-no-escape": (
-        "Self-heal too aggressive: Self-heal reverts legitimate emergency changes. Use annotations to temporarily "
-        "disable or implement approval gates.",
-        "give operators a documented way to pause it: a sync window with manualSync: true (or a deny window) in "
-        "the Application's AppProject, a pause/skip-reconcile annotation on the Application, or a README/RUNBOOK "
-        "section on disabling self-heal in the Application's source directory."),
+# The concrete fix the audit recommends for each Common Pitfall (the procedure's own words for
+# each are in the item contract, gitops_conformance.items.PITFALLS).
+FIXES: dict[str, str] = {
+    'prune-disabled': 'set spec.syncPolicy.automated.prune: true.',
+    'no-sync-waves': 'annotate the infrastructure Applications with a lower argocd.argoproj.io/sync-wave (e.g. "-1") than the applications that depend on them (e.g. "1").',
+    'hpa-replicas-not-ignored': 'in the Application add ignoreDifferences [{group, kind, jsonPointers: [/spec/replicas]}] for the workload and syncOptions [RespectIgnoreDifferences=true] (or drop spec.replicas from the workload manifest).',
+    'write-back-conflict': 'set argocd-image-updater.argoproj.io/git-branch to base:target with a dedicated target branch, e.g. main:image-updater-{{.SHA256}}, and merge it by pull request.',
+    'missing-finalizer': 'add metadata.finalizers: [resources-finalizer.argocd.argoproj.io].',
+    'rollout-without-analysis': 'reference an AnalysisTemplate from spec.strategy.canary.analysis (background) or from an analysis step.',
+    'plaintext-secret': 'replace the Secret (or secretGenerator) with a SealedSecret or an ExternalSecret, remove it from Git history and rotate the values.',
+    'self-heal-no-escape': "give operators a documented way to pause it: a sync window with manualSync: true (or a deny window) in the Application's AppProject, a pause/skip-reconcile annotation on the Application, or a README/RUNBOOK section on disabling self-heal in the Application's source directory.",
 }
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -120,11 +94,11 @@ INTERNAL_FIX = "Report this as a bug in gitops-conformance audit, with the manif
 
 
 def remediation(rule: str) -> str:
-    quote, fix = PITFALLS[rule]
+    quote, fix = PITFALLS[rule], FIXES[rule]
     return f'Common Pitfalls: "{quote}" Fix: {fix}'
 
 
-SEVERITY = {rule: ERROR for rule in PITFALLS} | {
+SEVERITY = {rule: ERROR for rule in FIXES} | {
     "write-back-conflict": WARNING, "missing-finalizer": WARNING, "self-heal-no-escape": WARNING}
 
 

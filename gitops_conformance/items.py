@@ -41,14 +41,25 @@ ON_FAILURE = {
         "check endpoint accessibility and authentication headers."),
 }
 
-# The Common Pitfalls the suite shows live, quoted with their remedy.
+# The procedure's Common Pitfalls, verbatim, by the id the audit reports them under (audit/rules.py
+# adds the concrete fix it recommends); the suites quote the ones they show live.
 PITFALLS = {
-    "prune": "Automatic prune disabled: resources removed from Git remain in cluster. Enable prune: true in sync policy.",
-    "sync_waves": ("No sync waves: infrastructure applications deployed after apps that depend on them. Use "
-                   "argocd.argoproj.io/sync-wave annotations to control order."),
-    "hpa": "Ignoring HPA-managed replicas: add /spec/replicas to ignoreDifferences.",
-    "finalizer": ("Missing finalizers: Application deletion leaves orphaned resources. Add "
-                  "resources-finalizer.argocd.argoproj.io to Application metadata."),
+    "prune-disabled": ("Automatic prune disabled: Resources removed from Git remain in cluster. Enable prune: true "
+                       "in sync policy."),
+    "no-sync-waves": ("No sync waves: Infrastructure applications deployed after apps that depend on them. Use "
+                      "argocd.argoproj.io/sync-wave annotations to control order."),
+    "hpa-replicas-not-ignored": ("Ignoring HPA-managed replicas: Sync fails because HPA changed replica count. Add "
+                                 "/spec/replicas to ignoreDifferences."),
+    "write-back-conflict": ("Write-back conflicts: Image Updater commits conflict with manual commits. Use separate "
+                            "branch or fine-grained RBAC for image updater."),
+    "missing-finalizer": ("Missing finalizers: Application deletion leaves orphaned resources. Add "
+                          "resources-finalizer.argocd.argoproj.io to Application metadata."),
+    "rollout-without-analysis": ("No analysis templates: Rollouts promote automatically without validation. "
+                                 "Implement AnalysisTemplates with metrics queries."),
+    "plaintext-secret": ("Secrets in Git: Plaintext secrets committed to repository. Use Sealed Secrets or External "
+                         "Secrets Operator."),
+    "self-heal-no-escape": ("Self-heal too aggressive: Self-heal reverts legitimate emergency changes. Use annotations "
+                            "to temporarily disable or implement approval gates."),
 }
 
 

@@ -74,9 +74,10 @@ def project(name: str, repo_url: str) -> dict:
     }
 
 
-def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str, project: str = "default") -> dict:
+def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str | None, project: str = "default") -> dict:
     app = applications.application(name, repo_url, path, dest_ns, project=project)
-    app["metadata"]["annotations"] = {WAVE: wave}
+    if wave is not None:
+        app["metadata"]["annotations"] = {WAVE: wave}
     return app
 
 
@@ -128,9 +129,12 @@ class AppOfApps:
         return [self.prod_namespace, f"{self.prod_namespace}-dev", f"{prefix}-cert-manager", f"{prefix}-external-secrets"]
 
 
-def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{ROOT_PATH}/apps") -> AppOfApps:
+def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{ROOT_PATH}/apps",
+                 waves: bool = True) -> AppOfApps:
     """Write projects/, infra/ and apps/ under argocd-apps/ plus their sources (not committed).
-    `child_dir_for_myapp` lets a self-test put the myapp child outside the root's path."""
+    Self-tests break it: `child_dir_for_myapp` puts the myapp child outside the root's path,
+    `waves=False` leaves out the sync-wave annotations (the pitfall "No sync waves")."""
+    infra_wave, app_wave = ("-1", "1") if waves else (None, None)
     proj = f"{prefix}-production"
     prod_ns = f"prod-{prefix}"
     cert_manager, external_secrets, app = f"{prefix}-cert-manager", f"{prefix}-external-secrets", f"{prefix}-myapp"
@@ -140,11 +144,11 @@ def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{RO
     for path, text in _external_secrets_chart().items():
         repo.write(path, text)
     repo.write_yaml(f"{ROOT_PATH}/infra/cert-manager.yaml",
-                    _child(cert_manager, repo.url, "infra-src/cert-manager", f"{prefix}-cert-manager", "-1"))
+                    _child(cert_manager, repo.url, "infra-src/cert-manager", f"{prefix}-cert-manager", infra_wave))
     repo.write_yaml(f"{ROOT_PATH}/infra/external-secrets.yaml",
-                    _child(external_secrets, repo.url, "charts/external-secrets", f"{prefix}-external-secrets", "-1"))
+                    _child(external_secrets, repo.url, "charts/external-secrets", f"{prefix}-external-secrets", infra_wave))
     myapp.write_layout(repo, prod_ns)
-    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, myapp.PROD_PATH, prod_ns, "1", project=proj))
+    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, myapp.PROD_PATH, prod_ns, app_wave, project=proj))
     return AppOfApps(root=f"{prefix}-root-app", project=proj, infra=[cert_manager, external_secrets], apps=[app],
                      prod_namespace=prod_ns, repo=repo)
 

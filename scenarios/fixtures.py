@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, names, probes
+from fixtures import checks, diagnose, hints, names, probes
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
@@ -64,7 +64,8 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
                               probes.deployment(kube, ns, "myapp", replicas=5)),
                 timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 2)",
                 expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp with 5 replicas available in {ns}",
-                remediation=hints.ON_FAILURE[2])
+                remediation=hints.ON_FAILURE[2],
+                diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
         return DeployedApp(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha, image=image)
 
     return make
@@ -107,13 +108,13 @@ def application_health(kube: Kube, target: Target):
 @pytest.fixture
 def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
                        git_repo: Callable[..., GitRepo], unique: Callable[[str], str], application_health):
-    """deploy_app_of_apps(myapp_dir=...) -> AppOfApps: the step 3 layout committed and the root
+    """deploy_app_of_apps(myapp_dir=..., waves=True) -> AppOfApps: the step 3 layout committed and the root
     app applied with kubectl (not waited for: the suites observe the rollout themselves)."""
     from . import app_of_apps
 
-    def make(*, myapp_dir: str = f"{app_of_apps.ROOT_PATH}/apps") -> app_of_apps.AppOfApps:
+    def make(*, myapp_dir: str = f"{app_of_apps.ROOT_PATH}/apps", waves: bool = True) -> app_of_apps.AppOfApps:
         repo = git_repo("gitops-repo")
-        layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir)
+        layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir, waves=waves)
         repo.commit_and_push("Add app-of-apps structure")
         repos.register_https(argocd, kube, repo)
         tracker.projects.append(layout.project)
@@ -162,7 +163,8 @@ def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
             name, repo.url, myapp.PROD_PATH, ns, project=proj["metadata"]["name"]))
         checks.eventually(probes.app_synced(argocd, name, revision=sha), timeout=FIRST_SYNC_TIMEOUT,
                           what=f"first sync of {name} in project {proj['metadata']['name']}",
-                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3])
+                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3],
+                          diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
         return ProductionProject(project=proj["metadata"]["name"], app=name, namespace=ns, repo_url=repo.url)
 
     return make

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Callable
 
-from fixtures import checks, hints, names, probes, redact
+from fixtures import checks, diagnose, hints, names, probes, redact
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.kube import Kube
@@ -135,7 +135,7 @@ def deploy_staging(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Di
                       probes.deployment(kube, ns, "myapp", replicas=2, image=f"{prod.image}:{tag}")),
         timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 4, staging)",
         expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp running {tag} in {ns}",
-        remediation=hints.ON_FAILURE[2])
+        remediation=hints.ON_FAILURE[2], diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
     return DeployedApp(name=name, namespace=ns, repo=prod.repo, manifest={}, synced_revision=sha, image=prod.image)
 
 

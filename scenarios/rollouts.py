@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
@@ -293,7 +293,8 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnos
             checks.all_of(app_synced(argocd, name, revision=sha), rollout_healthy(kube, ns)),
             timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of the Rollout app {name} (procedure step 5)",
             expected=f"Synced at {sha[:10]}, Rollout myapp Healthy in {ns} (for Argo CD and the Rollouts controller)",
-            remediation=hints.ON_FAILURE[5])
+            remediation=hints.ON_FAILURE[5],
+            diagnose=diagnose.for_app(argocd, name, extra=(diagnose.ROLLOUTS_CONTROLLER,)))
         return DeployedRollout(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha,
                                metric_service=metric)
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
@@ -43,6 +43,11 @@ def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedRollout):
     return collect
 
 
+def _diagnose(argocd: ArgoCD, app: DeployedRollout) -> diagnose.Diagnosis:
+    return diagnose.first_of(diagnose.components(diagnose.ROLLOUTS_CONTROLLER),
+                             diagnose.for_app(argocd, app.name))
+
+
 def _stale(v: View) -> str:
     # the controller writes observedGeneration when it has seen a spec: if it lags, nothing moves
     return (f"the Rollouts controller has not updated the Rollout status (observedGeneration="
@@ -65,7 +70,7 @@ def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
+def _decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
     """AnalysisRun start -> its Successful/Failed phase. The API's startedAt/completedAt have 1s
     resolution, so the Recorder's own sightings (polled every <=0.5s) are preferred."""
     if rec is not None and run["name"] in rec.decided:
@@ -108,7 +113,7 @@ class Recorder:
         return v
 
 
-def commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
+def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
     """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
     keeps watching meanwhile: the first weight may be set before the sync is reported."""
     myapp.set_prod(app.repo, tag=tag)
@@ -122,7 +127,7 @@ def commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: 
     checks.eventually(probe, timeout=SYNC, **FAST,
                       what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
                       expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return sha
 
 
@@ -143,7 +148,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
-    sha = commit_tag(kube, argocd, app, tag, rec)
+    sha = _commit_tag(kube, argocd, app, tag, rec)
 
     def promoted() -> Observation:
         v = rec.look()
@@ -161,7 +166,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     what = f"canary rollout of {new_image} in {app.namespace}"
     checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
                       expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
-                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app))
+                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     walked = [w for w in rec.weights if w > 0]
     checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
                   what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
@@ -184,7 +189,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
 
     # background analysis ends when the rollout completes; its phase lands just after
     checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                      remediation=REMEDY, evidence=_evidence(kube, argocd, app))
+                      remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
     def settled() -> Observation:
@@ -192,13 +197,13 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
         return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
     checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app),
+                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
                       expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
                                "(Argo CD does not fight the Rollouts controller)")
-    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], decision_seconds(run, rec))
+    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
-def stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
+def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     """The stable ReplicaSet's image and ready pods, in words."""
     rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
                                  "-o", "json").stdout)["items"]
@@ -218,7 +223,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
-    commit_tag(kube, argocd, app, tag, rec)
+    _commit_tag(kube, argocd, app, tag, rec)
 
     def aborted() -> Observation:
         v = rec.look()
@@ -237,7 +242,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
     checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
                       expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
                       if a["phase"] == "Failed")
 
@@ -245,7 +250,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
         v = look(kube, app.namespace)
         svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
         selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
-        pods = stable_pods(kube, app.namespace, old.stable_rs)
+        pods = _stable_pods(kube, app.namespace, old.stable_rs)
         seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
                f"canary-weight={v.canary_weight}, stable {pods}"
         ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
@@ -254,13 +259,13 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
 
     checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
                       expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                      evidence=_evidence(kube, argocd, app))
-    return decision_seconds(failed_run, rec)
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    return _decision_seconds(failed_run, rec)
 
 
 # ----- the procedure's kubectl argo rollouts commands ---------------------------------------
 
-def cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
+def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
     command = "kubectl argo rollouts " + " ".join(args)
     proc = rollouts.plugin(kube, app.namespace, *args)
@@ -276,17 +281,18 @@ def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected
             return checks.pending(f"{_stale(v)}; {v.describe()}")
         return checks.ok(v.describe()) if cond(v) else checks.pending(v.describe())
     checks.eventually(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app))
+                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return look(kube, app.namespace)
 
 
-def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str) -> View:
+def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *, timeout: float = CLI) -> View:
     """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
-    cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
+    _cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
     return _until(kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
-                  lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20)
+                  lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
+                  timeout)
 
 
 def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, hold: float = 15.0) -> View:
@@ -308,49 +314,82 @@ def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, 
                       f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
                       remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
                                   "ignoreDifferences for the Rollout's image while using the imperative commands. "
-                                  + REMEDY, evidence=_evidence(kube, argocd, app), max_wait=1.0)
+                                  + REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app), max_wait=1.0)
     return look(kube, app.namespace)
 
 
-def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout) -> View:
+def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout, *, timeout: float = CLI) -> View:
     image = look(kube, app.namespace).image
-    cli(kube, app, "promote", rollouts.ROLLOUT)
+    _cli(kube, app, "promote", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts promote myapp`", f"past the pause, Healthy with {image} stable",
-                  lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image)
+                  lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
 
 
-def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str) -> View:
-    cli(kube, app, "abort", rollouts.ROLLOUT)
+def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
+                            timeout: float = CLI) -> View:
+    _cli(kube, app, "abort", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
-                  lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs)
+                  lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
+                  timeout)
 
 
-def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str) -> View:
-    cli(kube, app, "undo", rollouts.ROLLOUT)
+def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
+                    timeout: float = CLI) -> View:
+    _cli(kube, app, "undo", rollouts.ROLLOUT)
     return _until(kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
-                  and v.stable_rs == v.current_hash)
+                  and v.stable_rs == v.current_hash, timeout)
 
 
-def history_lists_revisions(kube: Kube, app: DeployedRollout) -> str:
-    """`kubectl argo rollouts history myapp`, as the procedure writes it. The plugin (v1.9) has
-    no such command; the same history (one `revision:N` per ReplicaSet) is what `kubectl argo
-    rollouts get rollout myapp` prints, so that is checked instead and the gap is reported."""
+REVISION = "rollout.argoproj.io/revision"
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    listed: str           # the revisions `get rollout` listed, in words (the check's observation)
+    warning: str | None   # the procedure's `history` command is not a command of the plugin (a WARN, not a pass)
+
+
+def kept_revisions(kube: Kube, namespace: str) -> list[int]:
+    """The revisions the Rollout keeps: its ReplicaSets' rollout.argoproj.io/revision annotations."""
+    rollout = kube.get("rollouts.argoproj.io", rollouts.ROLLOUT, namespace) or {}
+    uid = (rollout.get("metadata") or {}).get("uid")
+    rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout).get("items") or []
+    return sorted(int(r["metadata"]["annotations"][REVISION]) for r in rs
+                  if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])
+                  and REVISION in (r["metadata"].get("annotations") or {}))
+
+
+def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int = 2) -> History:
+    """The Rollout's revision history, which step 5 reads with `kubectl argo rollouts history
+    myapp`: the plugin (v1.9) has no such command, and `kubectl argo rollouts get rollout myapp`
+    prints the same history (a `revision:N` per ReplicaSet). The check: the Rollout keeps at
+    least `at_least` revisions (something to undo to) and `get rollout` lists every one of them.
+    The missing `history` command is returned as a warning, never counted as a pass."""
     proc = rollouts.plugin(kube, app.namespace, "history", rollouts.ROLLOUT)
     out = (proc.stdout + proc.stderr).strip()
-    if proc.returncode == 0 and "REVISION" in out.upper():
-        return out
-    version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
-    checks.expect("unknown command" in out, what="`kubectl argo rollouts history myapp`",
-                  expected="a list of the Rollout's revisions", observed=f"exit {proc.returncode}: {out[:400]}",
-                  remediation=REMEDY)
+    warning = None
+    if not (proc.returncode == 0 and "REVISION" in out.upper()):
+        version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
+        warning = (f"the procedure's `kubectl argo rollouts history myapp` is not a command of the plugin "
+                   f"({version}): exit {proc.returncode}: {out.splitlines()[0][:200] if out else ''}; "
+                   f"`kubectl argo rollouts get rollout myapp` lists the revisions instead")
+    kept = kept_revisions(kube, app.namespace)
     got = rollouts.plugin(kube, app.namespace, "get", "rollout", rollouts.ROLLOUT)
     listing = (got.stdout + got.stderr).strip()
-    checks.expect(got.returncode == 0 and "revision:" in listing, what="the Rollout's revision history",
-                  expected="`kubectl argo rollouts get rollout myapp` lists its revisions (revision:N)",
-                  observed=f"exit {got.returncode}: {listing[:400]}", remediation=REMEDY)
-    revisions = sorted({w for w in listing.split() if w.startswith("revision:")})
-    return (f"the procedure's `history` is not a command of the plugin ({version}); "
-            f"`get rollout` lists {', '.join(revisions)}")
+    listed = sorted({int(w.split(":", 1)[1]) for w in listing.split()
+                     if w.startswith("revision:") and w.split(":", 1)[1].isdigit()})
+    observed = (f"ReplicaSets keep revisions {kept or 'none'}; `get rollout` (exit {got.returncode}) lists "
+                f"{['revision:%d' % r for r in listed] or 'no revision'}")
+    what = "the Rollout's revision history (`kubectl argo rollouts get rollout myapp`)"
+    checks.expect(got.returncode == 0 and kept and set(kept) <= set(listed), what=what,
+                  expected="every revision the Rollout keeps listed as revision:N", observed=observed + (
+                      f": {listing[:300]}" if got.returncode else ""), remediation=REMEDY)
+    checks.expect(len(kept) >= at_least, what=what,
+                  expected=f"at least {at_least} revisions kept (a previous one to undo to)",
+                  observed=f"{observed}; spec.revisionHistoryLimit="
+                           f"{((kube.get('rollouts.argoproj.io', rollouts.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
+                  remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
+    return History(listed=observed, warning=warning)

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Callable
 
-from fixtures import checks, hints
+from fixtures import checks, diagnose, hints
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from fixtures.providers import Target
@@ -24,6 +24,7 @@ from scenarios.fixtures import DeployedApp
 # A stock install (2m interval, 3m polling) needs --timeout-scale 3.
 PROMOTION = 120.0
 LOG = "argocd-image-updater"
+DIAGNOSE = diagnose.components(diagnose.IMAGE_UPDATER, diagnose.APP_CONTROLLER, diagnose.REPO_SERVER)
 _MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 
 
@@ -86,6 +87,15 @@ def git_declared(app: DeployedApp, announced: set[str] | None = None) -> tuple[s
     return (images[0] if images else None), commit
 
 
+def written_back(app: DeployedApp) -> str:
+    """The promotion reached Git: the repository's history has a commit by Image Updater."""
+    _, commit = git_declared(app)
+    checks.expect(bool(commit), what=f"Image Updater's write-back to {app.repo.url}",
+                  expected=f"a commit by {iu.UPDATER_AUTHOR} in the branch the Application tracks",
+                  observed="no such commit in the history", remediation=hints.ON_FAILURE[4])
+    return commit
+
+
 def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, *,
              allowed: Callable[[str], bool], start_tag: str = "v1.0.0", timeout: float = PROMOTION) -> float:
     """Semver + git write-back: a commit by argocd-image-updater writes `image:tag` to Git and
@@ -116,7 +126,8 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
         probe, timeout=timeout, what=f"Image Updater promotion of {app.name} to {tag}",
         expected=f"a commit by {iu.UPDATER_AUTHOR} writing {want} to {iu.prod_path_file(app.name)} and "
                  f"Deployment myapp running it (never an excluded tag)",
-        remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0)
+        remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,
+        diagnose=DIAGNOSE)
     return time.monotonic() - t0
 
 
@@ -140,5 +151,6 @@ def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.Regi
     checks.eventually(
         probe, timeout=timeout, what=f"Image Updater digest tracking of {image.name}:{tag} in {app.name}",
         expected=f"spec.source.kustomize.images pinning {tag}@{digest[:19]}... and Deployment myapp running that digest",
-        remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0)
+        remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,
+        diagnose=DIAGNOSE)
     return time.monotonic() - t0

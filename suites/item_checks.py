@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
+from fixtures.changes import ChangeLog
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from scenarios import myapp
@@ -27,6 +28,10 @@ def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedApp):
         return {"application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
                 "events": kube.events(app.namespace)}
     return collect
+
+
+def _diagnose(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
+    return diagnose.for_app(argocd, app.name, namespace=app.namespace, deployments=["myapp"])
 
 
 # ----- auto_sync -------------------------------------------------------------------------
@@ -56,7 +61,7 @@ def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str |
         expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
         remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
                     "timeout.reconciliation polls within the bound.",
-        evidence=_evidence(kube, argocd, app))
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 
@@ -85,20 +90,25 @@ def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, 
     checks.eventually(
         probes.with_policy(argocd, app.name, probe), timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
         remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
-        evidence=_evidence(kube, argocd, app))
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 
 # ----- prune -------------------------------------------------------------------------------
 
+PRUNE_COMMIT_REPLICAS = 4  # the removal commit also scales myapp: an apply the watch can see
+
+
 def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, timeout: float = PRUNE) -> float:
-    """Remove service.yaml from Git; the Service must be deleted from the cluster, and
-    PruneLast must hold: the prune happens after the other resources were synced."""
+    """Remove service.yaml from Git (and, in the same commit, scale myapp to 4 so that sync also
+    applies something); the Service must be deleted from the cluster. Returns seconds from the
+    push to pruned. Run it inside a `ChangeLog` to check PruneLast with `prune_last`."""
     base = app.repo.read_yaml("apps/myapp/base/kustomization.yaml")[0]
     base["resources"] = [r for r in base["resources"] if r != "service.yaml"]
     app.repo.write_yaml("apps/myapp/base/kustomization.yaml", base)
     app.repo.delete("apps/myapp/base/service.yaml")
-    sha = app.repo.commit_and_push("Remove the myapp Service")
+    myapp.set_prod(app.repo, replicas=PRUNE_COMMIT_REPLICAS)
+    sha = app.repo.commit_and_push(f"Remove the myapp Service, scale myapp to {PRUNE_COMMIT_REPLICAS}")
     t0 = time.monotonic()
 
     def pruned() -> Observation:
@@ -114,28 +124,38 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
     checks.eventually(
         probes.with_policy(argocd, app.name, pruned), timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
         expected="Service myapp deleted from the cluster and the app synced at the removal commit",
-        remediation=hints.PITFALLS["prune"] + " " + hints.ON_FAILURE[2],
-        evidence=_evidence(kube, argocd, app))
+        remediation=hints.PITFALLS["prune-disabled"] + " " + hints.ON_FAILURE[2],
+        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return time.monotonic() - t0
 
 
-def prune_last(argocd: ArgoCD, app: DeployedApp) -> str:
-    """The pruning sync ran with PruneLast=true. The operation's sync options say so even while a
-    later operation runs (self-heal may start one for the just-pruned Service, replacing the
-    pruning operation's result); when a result is there and names the Service, it is Pruned.
-    (Argo CD's sync result carries no per-resource timestamps: the order itself is not observable.)"""
-    full = argocd.app(app.name) or {}
-    op = (full.get("status") or {}).get("operationState") or {}
-    options = ((op.get("operation") or {}).get("sync") or {}).get("syncOptions") or []
-    results = (op.get("syncResult") or {}).get("resources") or []
-    service = [r for r in results if r.get("kind") == "Service" and r.get("name") == "myapp"]
-    pruned = all(r.get("status") == "Pruned" or "pruned" in (r.get("message") or "") for r in service)
-    observed = (f"operation {op.get('phase', '?')} with syncOptions={options}; Service in its result: "
-                f"{[(r.get('status'), r.get('message')) for r in service] or 'not listed'}")
-    checks.expect("PruneLast=true" in options and pruned, what="PruneLast on the pruning sync",
-                  expected="syncOptions include PruneLast=true (and Service myapp Pruned where the result lists it)",
-                  observed=observed, remediation=hints.ON_FAILURE[2])
-    return observed
+PRUNE_LAST_EVENTS = 30.0
+
+
+def prune_last(changes: ChangeLog, app: DeployedApp, *, timeout: float = PRUNE_LAST_EVENTS) -> str:
+    """PruneLast, observed: in the sync of the removal commit, the cluster saw Deployment myapp
+    applied (its spec changed) strictly before Service myapp was pruned (deletion requested).
+    Without PruneLast Argo CD prunes first, within the same wave. The order is the API server's
+    own (resourceVersions, see fixtures.changes); both events must have been seen."""
+    def both_seen() -> Observation:
+        applied = changes.spec_changed("Deployment", "myapp")
+        pruned = changes.deletion("Service", "myapp")
+        seen = (f"apply: {applied.describe(changes.started_at) if applied else 'not seen'}; "
+                f"prune: {pruned.describe(changes.started_at) if pruned else 'not seen'}"
+                + (f"; watch errors: {changes.errors[-1]}" if changes.errors else ""))
+        return Observation.ok(seen) if applied and pruned else Observation.pending(seen)
+
+    what = f"PruneLast in the sync that removed Service myapp ({app.namespace})"
+    seen = checks.eventually(both_seen, timeout=timeout, what=what,
+                             expected="the cluster's watch shows the Deployment's apply and the Service's prune",
+                             remediation=hints.ON_FAILURE[2]).observed
+    applied = changes.spec_changed("Deployment", "myapp")
+    pruned = changes.deletion("Service", "myapp")
+    checks.expect(pruned.resource_version > applied.resource_version, what=what,
+                  expected="Service myapp pruned after Deployment myapp was applied (PruneLast=true in syncOptions)",
+                  observed=f"the prune came first: {seen}",
+                  remediation="Add PruneLast=true to spec.syncPolicy.syncOptions (procedure step 2). " + hints.ON_FAILURE[2])
+    return seen
 
 
 # ----- finalizer (Common Pitfall "Missing finalizers") ----------------------------------------
@@ -144,20 +164,22 @@ def app_deletion_outcome(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, expect
                          timeout: float = PRUNE) -> str:
     """Delete the Application with kubectl. With the resources finalizer its Deployment must be
     deleted too; without it the Deployment stays behind, orphaned (the pitfall)."""
+    finalizers = ((argocd.app(app.name) or {}).get("metadata") or {}).get("finalizers") or []
+    had = f"the Application had finalizers {finalizers}"  # the cause, either way
     kube.kubectl("-n", argocd.namespace, "delete", "application", app.name, "--wait=false")
     checks.eventually(probes.absent(kube, "applications.argoproj.io", app.name, argocd.namespace), timeout=timeout,
                       what=f"deletion of Application {app.name}", expected="the Application is gone",
                       remediation=hints.ON_FAILURE[2])
     if expect_cascade:
         checks.eventually(probes.absent(kube, "deployment", "myapp", app.namespace), timeout=timeout,
-                          what=f"cascade of deleting {app.name} (resources finalizer)",
+                          what=f"cascade of deleting {app.name} (resources finalizer; {had})",
                           expected="Deployment myapp deleted with its Application",
-                          remediation=hints.PITFALLS["finalizer"])
+                          remediation=hints.PITFALLS["missing-finalizer"])
         return "Deployment deleted with the Application"
     still = kube.get("deployment", "myapp", app.namespace)
     checks.expect(still is not None and not still["metadata"].get("deletionTimestamp"),
-                  what=f"deleting {app.name} without the resources finalizer",
+                  what=f"deleting {app.name} without the resources finalizer ({had})",
                   expected="Deployment myapp left running (orphaned), as the pitfall says",
                   observed="Deployment deleted" if still is None else "Deployment being deleted",
-                  remediation=hints.PITFALLS["finalizer"])
+                  remediation=hints.PITFALLS["missing-finalizer"])
     return "Deployment left behind, orphaned"

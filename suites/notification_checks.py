@@ -12,7 +12,7 @@ import datetime
 import json
 import time
 
-from fixtures import checks, hints, probes
+from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
@@ -121,7 +121,8 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     checks.eventually(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
                       f"service webhook.{n.hook})",
                       expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name))
+                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name),
+                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
     body = _body(rec)
     deployed = _deployed_at(argocd, app.name, revision)
@@ -195,7 +196,8 @@ def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, 
 
     checks.eventually(probe, timeout=timeout, what=what,
                       expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name))
+                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name),
+                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     return _slack_posts(n, since)[-1]
 
 
@@ -275,7 +277,8 @@ def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     checks.eventually(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
                       f"service webhook.{n.hook})",
                       expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
-                      remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name))
+                      remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name),
+                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     rec = [r for r in n.receiver.received(n.hook_path, since=t0) if _body(r).get("syncStatus") == "OutOfSync"][0]
     drifted = _body(rec).get("outOfSync") or []
     checks.expect("Deployment/myapp" in drifted, what="drift alert content", expected="outOfSync lists Deployment/myapp",
@@ -305,4 +308,4 @@ def ignored_replicas_stay_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *
     return checks.eventually(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scale=1.0,
                              what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
                              expected=f"application Synced and replicas left at 2 for {hold:g}s",
-                             remediation=hints.PITFALLS["hpa"] + " " + hints.ON_FAILURE[6]).observed
+                             remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " " + hints.ON_FAILURE[6]).observed

@@ -13,13 +13,6 @@ REMEDIATION = hints.ON_FAILURE[3]
 IN_PROGRESS = "another operation is already in progress"
 
 
-def role_token(argocd: ArgoCD, project: str, role: str) -> ArgoCD:
-    """`argocd proj role create-token <project> <role>`: an API client acting as that role."""
-    token = argocd.cli("proj", "role", "create-token", project, role, "--token-only").stdout.strip()
-    redact.register_secret(token)
-    return argocd.with_token(token)
-
-
 def _sync(client: ArgoCD, app: str):
     return client.request("POST", f"/api/v1/applications/{app}/sync", json={})
 

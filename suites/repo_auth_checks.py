@@ -2,7 +2,7 @@
 HTTP(S) with a token and over SSH with a deploy key; bad credentials fail readably."""
 from __future__ import annotations
 
-from fixtures import checks, hints
+from fixtures import checks, diagnose, hints
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from scenarios import repos
@@ -22,7 +22,8 @@ def connection_successful(argocd: ArgoCD, url: str, how: str, timeout: float = C
         return Observation.pending(seen)
 
     return checks.eventually(probe, timeout=timeout, what=f"connection to {url} over {how}",
-                             expected="connection state Successful", remediation=hints.ON_FAILURE[1]).observed
+                             expected="connection state Successful", remediation=hints.ON_FAILURE[1],
+                             diagnose=diagnose.components(diagnose.REPO_SERVER)).observed
 
 
 def add_is_refused(result, what: str, readable: tuple[str, ...]) -> str:

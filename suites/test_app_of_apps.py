@@ -31,4 +31,5 @@ def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, 
     record_metric("child_added_to_synced_s", aoa.child_appears(argocd, extra))
     layout.repo.delete(path)
     layout.repo.commit_and_push(f"Remove child {extra}")
-    record_metric("child_removed_to_pruned_s", aoa.child_pruned(argocd, kube, extra, argocd.namespace))
+    record_metric("child_removed_to_pruned_s", aoa.child_pruned(argocd, kube, extra, argocd.namespace,
+                                                                     root=layout.root))

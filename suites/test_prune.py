@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.changes import ChangeLog
 from suites import item_checks
 
 pytestmark = pytest.mark.validation("prune")
@@ -11,9 +12,10 @@ pytestmark = pytest.mark.validation("prune")
 
 def test_manifest_removed_from_git_is_pruned(deploy_myapp, kube, argocd, record_metric, record_check):
     app = deploy_myapp()
-    record_metric("removal_to_pruned_s", item_checks.removed_manifest_is_pruned(kube, argocd, app))
-    record_check("PruneLast", "the removal synced with PruneLast=true in syncOptions",
-                 item_checks.prune_last(argocd, app), True)
+    with ChangeLog(kube, app.namespace) as changes:  # watching from before the commit
+        record_metric("removal_to_pruned_s", item_checks.removed_manifest_is_pruned(kube, argocd, app))
+        order = item_checks.prune_last(changes, app)
+    record_check("PruneLast", "the cluster saw the Service pruned after the sync's other apply", order, True)
 
 
 def test_application_with_finalizer_deletes_its_resources(deploy_myapp, kube, argocd, record_check):

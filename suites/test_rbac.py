@@ -6,6 +6,7 @@ import pytest
 
 from scenarios import applications, repos
 from suites import rbac_checks
+from scenarios import roles
 
 pytestmark = pytest.mark.validation("rbac")
 
@@ -16,13 +17,13 @@ def production(production_project):
 
 
 def test_developer_can_get_but_not_sync(production, argocd, record_check):
-    developer = rbac_checks.role_token(argocd, production.project, "developer")
+    developer = roles.role_token(argocd, production.project, "developer")
     record_check("developer get", "allowed", rbac_checks.can_get(developer, production.app, "developer"), True)
     record_check("developer sync", "denied", rbac_checks.cannot_sync(developer, production.app, "developer"), True)
 
 
 def test_deployer_can_sync(production, argocd, record_check):
-    deployer = rbac_checks.role_token(argocd, production.project, "deployer")
+    deployer = roles.role_token(argocd, production.project, "deployer")
     record_check("deployer sync", "allowed", rbac_checks.can_sync(deployer, production.app, "deployer"), True)
 
 

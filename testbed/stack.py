@@ -5,6 +5,7 @@ down | status | env` are thin wrappers over it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -176,6 +177,7 @@ class Testbed:
             "argocd-repo-server": argo.repo_server, "argocd-notifications": argo.notifications,
             "rollouts-controller": argo.rollouts_controller,
             "argocd-image-updater": lambda lay, **kw: argo.image_updater(lay, peers_setup.registries_conf(lay), **kw),
+            "kube-controller-manager": controlplane.kube_controller_manager,
         }
         if name not in builders:
             raise TestbedError(f"component {name!r} cannot be restarted on its own (one of: {', '.join(builders)})")
@@ -183,6 +185,15 @@ class Testbed:
 
     def stop_component(self, name: str) -> None:
         self.sup.stop(name)
+
+    @contextlib.contextmanager
+    def stopped(self, name: str):
+        """`with testbed.stopped("rollouts-controller"):` the component is down inside, up again after."""
+        self.stop_component(name)
+        try:
+            yield
+        finally:
+            self.start_component(name)
 
     def start_component(self, name: str, **overrides) -> None:
         """(Re)start one component, e.g. start_component("argocd-application-controller", resync_seconds=0)."""

@@ -20,6 +20,7 @@ def _fails(fn, *args, bound: float = BOUND, **kwargs):
     return check_failure(fn, *args, timeout=bound, bound=bound, **kwargs)
 
 
+@pytest.mark.breaks("suites.image_promotion_checks.promoted", "suites.image_promotion_checks.written_back")
 def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kube, tracker, diagnostics, target, unique):
     allow = r"regexp:^release-[0-9]+$"  # a typo'd pattern: no pushed tag looks like this
     app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique, allow=allow)
@@ -29,8 +30,12 @@ def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kub
     # the updater's own word, from its log (v0.12 reports "no match" as "already on latest")
     assert "already on latest allowed version" in message or "No suitable image tag" in message, message
     assert "Procedure step" not in message and "verify tag regex matches actual tags" in message  # ON_FAILURE[4]
+    # nothing was promoted, so nothing was written back either
+    written = str(check_failure(ipc.written_back, app, bound=5))
+    assert "Image Updater's write-back" in written and "no such commit" in written, written
 
 
+@pytest.mark.breaks("suites.image_promotion_checks.promoted")
 def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp, kube, tracker, diagnostics, target, unique):
     git = target.git
     if not (git.read_only_username and git.read_only_token):
@@ -44,3 +49,19 @@ def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp,
     assert "Could not update application spec" in message and "403" in message, message
     assert "403" in failure.evidence[f"log-argocd-image-updater-{app.name}"]
     assert git.read_only_token not in message + "".join(failure.evidence.values())
+
+
+@pytest.mark.breaks("suites.image_promotion_checks.digest_followed")
+def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argocd, tracker, diagnostics, target,
+                                                        unique, testbed_handle):
+    """Step 4's staging app set up as the procedure says, but argocd-image-updater is not running:
+    nothing pins the digest, and the failure names the stopped component first."""
+    image = iu.new_image(target.registry, unique)
+    digests = image.push(*iu.TAGS)
+    prod = deploy_myapp(image=image.name)
+    staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
+    with testbed_handle.stopped("argocd-image-updater"):
+        iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
+        message = str(_fails(ipc.digest_followed, kube, target, staging, image, "staging-abc", digests["staging-abc"]))
+    assert "cause: argocd-image-updater is not running" in message, message
+    assert "Image Updater digest tracking" in message and "Deployment runs" in message, message

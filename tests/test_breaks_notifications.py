@@ -21,6 +21,8 @@ NEVER = "app.status.operationState.phase in ['NeverHappens']"
 
 
 
+@pytest.mark.breaks("suites.notification_checks.sync_failure_reaches_slack",
+                     "suites.notification_checks.slack_message")
 def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
@@ -31,6 +33,7 @@ def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_my
     assert n.slack_token not in message
 
 
+@pytest.mark.breaks("suites.notification_checks.template_notify")
 def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack_api_url=f"{target.receiver_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
@@ -38,6 +41,7 @@ def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, dep
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message
 
 
+@pytest.mark.breaks("suites.notification_checks.deployed_webhook")
 def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
@@ -45,6 +49,7 @@ def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_
     assert f"trigger {n.on_deployed}" in message and "no request for revision" in message, message
 
 
+@pytest.mark.breaks("suites.notification_checks.deployed_webhook")
 def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, omit_webhook_secret=True)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
@@ -52,6 +57,7 @@ def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy
     assert "Authorization hash differs" in message and f"literal ${n.webhook_token_key}" in message, message
 
 
+@pytest.mark.breaks("suites.notification_checks.drift_is_alerted")
 def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
     n = notifications(slack=False, on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
@@ -60,6 +66,7 @@ def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_
     assert f"trigger {n.on_out_of_sync}" in message and "no OutOfSync alert" in message, message
 
 
+@pytest.mark.breaks("suites.notification_checks.ignored_replicas_stay_synced")
 def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp, kube, argocd):
     app = deploy_myapp()  # the procedure's myapp-prod: no ignoreDifferences (the HPA pitfall)
     message = fails_within(nc.ignored_replicas_stay_synced, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
@@ -70,3 +77,12 @@ def test_ignore_differences_check_passes_with_ignore_differences(deploy_myapp, k
     """The control: the same check holds once the pitfall's remedy is applied."""
     app = deploy_myapp(changes=IGNORE_REPLICAS)
     nc.ignored_replicas_stay_synced(kube, argocd, app, hold=5)
+
+
+@pytest.mark.breaks("suites.notification_checks.exactly_once_per_revision")
+def test_once_per_revision_check_fails_when_a_revision_is_not_notified(notifications, deploy_myapp, argocd):
+    """The on-deployed trigger never fires: the synced revision was notified zero times, not once."""
+    n = notifications(slack=False, on_deployed_when=NEVER)
+    app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
+    message = fails_within(nc.exactly_once_per_revision, n, [app.synced_revision], window=3, bound=10)
+    assert "a revision was not notified" in message and f"'{app.synced_revision[:10]}': 0" in message, message

@@ -310,3 +310,31 @@ def test_composed_probe_with_eventually(fake_time):
     flips = sequence(PENDING, OK)
     obs = eventually(all_of(const(OK), flips), timeout=10, what="both", expected="ok")
     assert obs.outcome is Outcome.OK
+
+
+def test_diagnosis_leads_the_failure_message(fake_time):
+    asked = []
+
+    def diagnose():
+        asked.append(1)
+        return "argocd-application-controller is not running (no process)"
+
+    with pytest.raises(CheckFailed) as exc:
+        eventually(lambda: Observation.pending("sync=?"), timeout=5, what="sync", expected="Synced", diagnose=diagnose)
+    assert exc.value.cause == "argocd-application-controller is not running (no process)"
+    assert str(exc.value).startswith("sync: cause: argocd-application-controller is not running (no process). "
+                                     "expected Synced; observed sync=?")
+    assert asked == [1]  # asked once, at failure time
+
+
+def test_diagnosis_not_asked_on_success_and_silent_when_nothing_established(fake_time):
+    eventually(lambda: Observation.ok("fine"), timeout=5, what="x", expected="y", diagnose=lambda: 1 / 0)
+    with pytest.raises(CheckFailed) as exc:
+        eventually(lambda: Observation.pending("p"), timeout=1, what="x", expected="y", diagnose=lambda: None)
+    assert exc.value.cause == "" and str(exc.value).startswith("x: expected y; observed p")
+
+
+def test_diagnosis_error_is_reported_not_raised(fake_time):
+    with pytest.raises(CheckFailed) as exc:
+        eventually(lambda: Observation.pending("p"), timeout=1, what="x", expected="y", diagnose=lambda: 1 / 0)
+    assert "diagnosis failed: ZeroDivisionError" in exc.value.cause

@@ -1,0 +1,95 @@
+"""Unit tests for the order checks' decisions (PruneLast, sync waves) on recorded data: the
+breaking self-tests on the testbed (test_breaks_prune.py, test_breaks_app_of_apps.py) show
+them fail on a real cluster; these pin the edge cases (ties, missing sides)."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.changes import Change, ChangeLog
+from fixtures.checks import CheckFailed
+from scenarios.app_of_apps import AppOfApps
+from suites import app_of_apps_checks as aoa
+from suites import item_checks
+
+
+def _log(*changes: Change) -> ChangeLog:
+    log = ChangeLog(None, "ns")
+    log.started_at = 100.0
+    log.initial_generation = {("Deployment", "myapp"): 1, ("Service", "myapp"): 1}
+    log.changes = list(changes)
+    return log
+
+
+def _c(kind, rv, *, type="MODIFIED", generation=1, deleting=False):
+    return Change(kind=kind, type=type, name="myapp", resource_version=rv, generation=generation,
+                  deleting=deleting, seen_at=100.0 + rv / 1000)
+
+
+class _App:
+    namespace = "ns"
+
+
+def test_prune_last_passes_when_the_prune_follows_the_apply():
+    log = _log(_c("Deployment", 10, generation=2), _c("Service", 12, deleting=True), _c("Service", 13, type="DELETED"))
+    assert "Service/myapp deletion requested" in item_checks.prune_last(log, _App(), timeout=0.1)
+
+
+def test_prune_last_fails_when_the_prune_comes_first():
+    log = _log(_c("Service", 9, deleting=True), _c("Deployment", 10, generation=2))
+    with pytest.raises(CheckFailed, match="the prune came first"):
+        item_checks.prune_last(log, _App(), timeout=0.1)
+
+
+def test_prune_last_fails_when_a_side_is_missing():
+    log = _log(_c("Service", 9, type="DELETED"), _c("Deployment", 10, generation=1))  # no spec change seen
+    with pytest.raises(CheckFailed, match="apply: not seen"):
+        item_checks.prune_last(log, _App(), timeout=0.1)
+
+
+LAYOUT = AppOfApps(root="r", project="p", infra=["infra"], apps=["app"], prod_namespace="n", repo=None)
+
+
+def _app(created, started, finished, health="Healthy", moved=None):
+    status = {"health": {"status": health, **({"lastTransitionTime": moved} if moved else {})},
+              "operationState": {"startedAt": started, "finishedAt": finished}}
+    return {"metadata": {"creationTimestamp": created}, "status": status}
+
+
+def _timeline(infra_healthy=5.0, app_seen=7.5, infra=None, app=None):
+    t = aoa.Timeline(first_seen={"infra": 1.0, "app": app_seen}, first_healthy={"infra": infra_healthy})
+    t.apps = {"infra": infra or _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:03Z"),
+              "app": app or _app("2026-11-30T10:00:06Z", "2026-11-30T10:00:06Z", "2026-11-30T10:00:07Z")}
+    return t
+
+
+def test_waves_pass_when_strictly_ordered_by_both_clocks():
+    assert "API:" in aoa.waves_put_infra_first(LAYOUT, _timeline())
+
+
+def test_waves_tie_at_the_polling_resolution_is_not_a_pass():
+    with pytest.raises(CheckFailed, match="later poll"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra_healthy=5.0, app_seen=5.0))
+
+
+def test_waves_tie_in_argo_cds_whole_seconds_is_not_a_pass():
+    app = _app("2026-11-30T10:00:03Z", "2026-11-30T10:00:04Z", "2026-11-30T10:00:05Z")
+    with pytest.raises(CheckFailed, match="a tie is not a pass"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app))
+
+
+def test_waves_missing_finished_at_is_a_failure_not_dropped():
+    infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", None)
+    with pytest.raises(CheckFailed, match="infra has no finishedAt"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra))
+
+
+def test_waves_missing_started_at_is_a_failure_not_dropped():
+    app = _app("2026-11-30T10:00:06Z", None, None)
+    with pytest.raises(CheckFailed, match="app has no startedAt"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app))
+
+
+def test_waves_use_the_health_transition_when_later_than_the_sync():
+    infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", moved="2026-11-30T10:00:06Z")
+    with pytest.raises(CheckFailed, match="health.lastTransitionTime"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra))
