@@ -1,6 +1,8 @@
 """`gitops-conformance`: the project's one command line.
 
   gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
+  gitops-conformance testbed node-image [--force]  kind's node image, assembled offline (needs Docker)
+  gitops-conformance testbed kind-config          the kind cluster config for that image, on this machine
   gitops-conformance certify [pytest options]   run the suites, print verdict and report paths;
                                                 exit 0 only when CERTIFIED (pytest's code if it failed, else 1)
   gitops-conformance audit PATH [--format text|json]   the Common Pitfalls audit of a GitOps repo
@@ -25,6 +27,8 @@ def _testbed(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         return build.build_all(args.components or None, force=args.force)
+    if args.action in ("node-image", "kind-config"):
+        return _kind(args)
     tb = Testbed(args.state_dir)
     try:
         if args.action == "up":
@@ -55,6 +59,22 @@ def _testbed(args: argparse.Namespace) -> int:
             for k, v in tb.env().items():
                 print(f"export {k}={shlex.quote(v)}")
     except TestbedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _kind(args: argparse.Namespace) -> int:
+    from testbed.build import BuildError
+    from testbed.kind import cluster, docker, nodeimage
+    from testbed.kind.rootfs import RootfsError
+
+    if args.action == "kind-config":
+        print(cluster.render(nodeimage.node_image_name()), end="")
+        return 0
+    try:
+        print(nodeimage.build(force=args.force))
+    except (BuildError, RootfsError, docker.DockerError, nodeimage.NodeImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -100,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     tb = sub.add_parser("testbed", help="the local testbed (real control plane and Argo stack as host processes)")
-    tb.add_argument("action", choices=["build", "up", "down", "status", "env"])
+    tb.add_argument("action", choices=["build", "up", "down", "status", "env", "node-image", "kind-config"])
     tb.add_argument("components", nargs="*", help="build only these components (default: all)")
     tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
-    tb.add_argument("--force", action="store_true", help="build: rebuild even if cached")
+    tb.add_argument("--force", action="store_true", help="build, node-image: rebuild even if cached")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")
     cert.add_argument("--report-dir", default=str(REPO_ROOT / "reports" / "latest"))
     audit_cli.add_parser(sub)
