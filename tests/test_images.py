@@ -278,3 +278,27 @@ def test_myapp_image_runs_answers_errors_and_exports_metrics(tmp_path, monkeypat
     assert 'http_requests_total{status="500"} 2' in metrics and 'myapp_build_info{version="v2.0.0-rc1"} 1' in metrics
     # all tags share the binary layer: loading nine tags costs one binary
     assert len({r["layers"][0] for r in results}) == 1
+
+
+# ---- pushing an archive to a real registry (Debian's docker-registry) -----------------------
+
+@pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry (Debian package) is not installed")
+def test_push_archive_to_a_real_registry_keeps_the_digest(tmp_path):
+    from testbed.images import push
+    from testbed.peers import registry
+    from testbed.procs import Supervisor, free_port
+
+    path = _tiny_image(tmp_path)
+    state = tmp_path / "registry"
+    sup = Supervisor(state)
+    reg = registry.spec(state, free_port())
+    pid = sup.start(reg)
+    try:
+        sup.wait_healthy(reg, pid)
+        url = registry.base_url(reg.port)
+        name, digest = push.push_archive(path, url, "team/tiny:v1")
+        assert (name, digest) == ("team/tiny:v1", oci.verify_archive(path)["manifest_digest"])
+        assert registry.list_tags(url, "team/tiny") == ["v1"]
+        assert push.push_archive(path, url) == ("example/tiny:v1", digest)  # its own name, blobs not re-sent
+    finally:
+        sup.stop(reg.name)
