@@ -26,10 +26,11 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"{url}: the server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
         try:
-            requests.get(url, timeout=1)
-            return
+            if requests.get(url, timeout=1).status_code < 500:  # 503 = still starting
+                return
         except requests.RequestException:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 

@@ -23,11 +23,12 @@ FAKE_BIN = Path(__file__).parent / "fake_bin"
 
 # ---- specs and the Containerfile -------------------------------------------------------------
 
-def test_committed_peers_containerfile_is_generated_from_the_spec():
-    peers = spec.all_specs()["peers"]
-    committed = containerfile.path_for(peers).read_text()
-    assert committed == containerfile.render(peers), (
-        "testbed/images/peers/Containerfile is out of date: run `python -m testbed.images.containerfile peers --write`")
+@pytest.mark.parametrize("name", ["peers", "prometheus"])
+def test_committed_containerfile_is_generated_from_the_spec(name):
+    image = spec.all_specs()[name]
+    committed = containerfile.path_for(image).read_text()
+    assert committed == containerfile.render(image), (
+        f"testbed/images/{name}/Containerfile is out of date: run `python -m testbed.images.containerfile {name} --write`")
 
 
 def test_containerfile_installs_exactly_the_spec_packages_and_copies_its_files():

@@ -33,6 +33,11 @@ def render(spec: ImageSpec) -> str:
         "# Build context: the repository root.",
         f"FROM debian:{DEBIAN_SUITE}-slim",
         "ARG DEBIAN_FRONTEND=noninteractive",
+    ]
+    if spec.dpkg_excludes:
+        lines.append("RUN printf '%s\\n' " + " ".join(shlex.quote(f"path-exclude={p}") for p in spec.dpkg_excludes)
+                     + " > /etc/dpkg/dpkg.cfg.d/gitops-conformance-excludes")
+    lines += [
         "RUN apt-get update \\\n"
         "    && apt-get install -y --no-install-recommends \\\n"
         + "".join(f"       {p} \\\n" for p in spec.packages)

@@ -55,7 +55,7 @@ def layer_key(spec: ImageSpec) -> str:
     """Everything the Debian layer depends on: suite, packages, set-up commands, apt sources."""
     h = hashlib.sha256(json.dumps({
         "format": LAYER_FORMAT, "suite": DEBIAN_SUITE, "packages": sorted(spec.packages), "run": list(spec.run),
-        "slim": SLIM_DPKG_OPTS, "sources": [p.read_text() for p in apt_sources()],
+        "slim": SLIM_DPKG_OPTS, "excludes": list(spec.dpkg_excludes), "sources": [p.read_text() for p in apt_sources()],
     }, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -63,7 +63,7 @@ def layer_key(spec: ImageSpec) -> str:
 def mmdebstrap_command(spec: ImageSpec, deb_cache: Path) -> list[str]:
     cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", "--skip=essential/unlink",
            "--include=" + ",".join(spec.packages)]
-    cmd += [f"--dpkgopt={o}" for o in SLIM_DPKG_OPTS]
+    cmd += [f"--dpkgopt={o}" for o in (*SLIM_DPKG_OPTS, *(f"path-exclude={p}" for p in spec.dpkg_excludes))]
     # keep the downloaded .debs between images (the man page's sync-in/sync-out recipe)
     cmd += ["--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
             f"--setup-hook=sync-in {shlex.quote(str(deb_cache))} /var/cache/apt/archives/"]

@@ -54,6 +54,7 @@ class ImageSpec:
     run: tuple[str, ...]
     files: tuple[FileSpec, ...]
     config: oci.ImageConfig
+    dpkg_excludes: tuple[str, ...] = ()   # extra paths dpkg leaves out (beyond the slim defaults)
     names: tuple[dict, ...] = ()
     go: str = ""               # repo dir of a Go program built for go_binary files
     repository: str = ""       # myapp: one image per tag in this repository
@@ -89,6 +90,7 @@ def load(path: Path) -> ImageSpec:
     return ImageSpec(
         name=path.stem, description=raw.get("description", ""), base=base,
         packages=tuple(raw.get("packages") or ()), run=tuple(raw.get("run") or ()),
+        dpkg_excludes=tuple(raw.get("dpkg_excludes") or ()),
         files=tuple(_file(f, path) for f in raw.get("files") or ()),
         config=oci.ImageConfig(entrypoint=cfg.get("entrypoint"), cmd=cfg.get("cmd"),
                                env={k: str(v) for k, v in (cfg.get("env") or {}).items()},
