@@ -139,7 +139,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
                       timeout: float = CANARY) -> CanaryResult:
     """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
     Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
-    traffic.set_success_rate(app.metric_service, 1.0)
+    tag = traffic.release(app.metric_service, tag, 1.0)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
@@ -213,8 +213,8 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
                   timeout: float = ABORT) -> float | None:
     """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
     keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
-    decision time."""
-    traffic.set_success_rate(app.metric_service, rate)
+    decision time. On a cluster the release answers errors itself (traffic.release picks it)."""
+    tag = traffic.release(app.metric_service, tag, rate)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)

@@ -31,7 +31,7 @@ def test_cli_set_image_promote_abort_undo(deploy_rollout, kube, argocd, traffic)
     They edit the Rollout's spec out of band, which the procedure's selfHeal would revert
     (the "revision mismatch" note of step 5), so this Application has selfHeal off."""
     app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
-    traffic.set_success_rate(app.metric_service, 1.0)
+    traffic.release(app.metric_service, "v1.1.0", 1.0)
     v1 = f"{app.image}:v1.0.0"
     canary_checks.set_image_pauses(kube, argocd, app, "v1.1.0")
     stable = canary_checks.promote_completes(kube, argocd, app)
