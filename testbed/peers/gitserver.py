@@ -635,8 +635,12 @@ class GitHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(root: Path, users_file: Path, port: int, host: str = HOST) -> GitHTTPServer:
-    if host != HOST:
-        raise ValueError(f"the git server binds only to {HOST}")
+    from .bind import ALL_INTERFACES, listen_host
+
+    if host == ALL_INTERFACES:
+        listen_host(True)  # every interface only inside a pod
+    elif host != HOST:
+        raise ValueError(f"the git server binds only to {HOST} (or, in a pod, {ALL_INTERFACES})")
     git = shutil.which("git")
     if not git:
         raise RuntimeError("git not found on PATH")
