@@ -3,7 +3,6 @@
 #   make test      set up, run the project's tests: the self-tests, then the certification, as two
 #                  pytest sessions (a session that ran a self-test never writes a verdict)
 PYTHON ?= python3
-REPORT_DIR ?= reports/latest
 
 .PHONY: setup certify test unit bench clean-testbed
 
@@ -11,7 +10,7 @@ setup:
 	./scripts/setup.sh
 
 certify: setup
-	$(PYTHON) -m gitops_conformance.cli certify --report-dir $(REPORT_DIR)
+	$(PYTHON) -m gitops_conformance.cli certify
 
 # Two sessions with separate reports; both always run, and `make test` fails when either does.
 test: setup

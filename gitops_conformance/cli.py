@@ -129,10 +129,10 @@ def _certify(args: argparse.Namespace, rest: list[str]) -> int:
     items, a `-m`/`-k` subset) or this run wrote no report; 0 only when CERTIFIED (with
     or without warnings, which are printed).
     """
-    from fixtures.results import REPORT_OUTPUTS
+    from fixtures.results import DEFAULT_REPORT_DIR, REPORT_OUTPUTS
     from fixtures.verdict import CERTIFIED, CERTIFIED_WITH_WARNINGS
 
-    report_dir = Path(args.report_dir)
+    report_dir = Path(args.report_dir) if args.report_dir else REPO_ROOT / DEFAULT_REPORT_DIR
     for name in REPORT_OUTPUTS:  # a stale verdict must never be printed as this run's
         (report_dir / name).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "suites"), "--report-dir", str(report_dir), *rest]
@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("--load", metavar="kind:CLUSTER", help="images: load the archives into this kind cluster")
     tb.add_argument("--list", action="store_true", help="images: list every image, its name and archive")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")
-    cert.add_argument("--report-dir", default=str(REPO_ROOT / "reports" / "latest"))
+    cert.add_argument("--report-dir", default=None,
+                      help="where the report goes (default: the results plugin's, reports/latest in the checkout)")
     audit_cli.add_parser(sub)
     args, rest = ap.parse_known_args(argv)
     if args.command == "audit":

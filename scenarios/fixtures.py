@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, probes
+from fixtures import checks, hints, names, probes
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
@@ -49,7 +49,7 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
         myapp.write_layout(repo, ns, image=image)
         sha = repo.commit_and_push("Add myapp application manifests")
         url = repo_url(repo) if repo_url else repo.url
-        repos.register_https(argocd, dataclasses.replace(repo, url=url))
+        repos.register_https(argocd, kube, dataclasses.replace(repo, url=url))
         name = unique("myapp-prod")
         manifest = applications.application(name, url, myapp.PROD_PATH, ns)
         if changes:
@@ -74,13 +74,15 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
 @pytest.fixture
 def deploy_key(git_host: GitHost, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
     """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
-    and the public key added as a read-only deploy key on the Git host (removed after the test).
-    Skipped where the suite cannot add keys (a --git-url repository on a host of the user's)."""
+    and the public key added as a read-only deploy key on the Git host. Skipped where the suite
+    cannot add keys (a --git-url repository on a host of the user's). The key is removed at
+    teardown; it is labelled with the run id, so the session sweep finds it otherwise."""
     if not (git_host.ssh_base_url and git_host.deploy_keys):
         pytest.skip("SSH deploy keys can only be added on the suite's own Git host (not with --git-url)")
 
     def make(repo: GitRepo) -> tuple:
-        key, pub = generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key")
+        key, pub = generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
+                                    comment=names.run_label())
         git_host.deploy_keys.authorize(pub, read_only=True)
         tracker.finalizers.append(lambda: git_host.deploy_keys.revoke(pub))
         return key, git_host.ssh_url(repo.url)
@@ -110,7 +112,7 @@ def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         repo = git_repo("gitops-repo")
         layout = app_of_apps.write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir)
         repo.commit_and_push("Add app-of-apps structure")
-        repos.register_https(argocd, repo)
+        repos.register_https(argocd, kube, repo)
         tracker.projects.append(layout.project)
         tracker.namespaces.extend(layout.namespaces)
         diagnostics.apps.extend([layout.root, *layout.children])
@@ -145,7 +147,7 @@ def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         ns = namespace("prod", create=False)
         myapp.write_layout(repo, ns)
         sha = repo.commit_and_push("Add myapp application manifests")
-        repos.register_https(argocd, repo)
+        repos.register_https(argocd, kube, repo)
         proj = app_of_apps.project(unique("production"), repo.url)
         if roles is not None:
             proj["spec"]["roles"] = roles(proj["metadata"]["name"])

@@ -57,8 +57,12 @@ class RegistryImage:
         return self.registry.tags(self.repository)
 
 
-def new_image(registry: Registry, unique: Callable[[str], str]) -> RegistryImage:
-    return RegistryImage(registry=registry, repository=f"{unique('iu')}/myapp")
+def new_image(registry: Registry, unique: Callable[[str], str], tracker: Tracker) -> RegistryImage:
+    """A registry repository for one test, `<run label>/<unique>/myapp`, removed at teardown
+    (and by the session sweep, which finds it by the run label)."""
+    image = RegistryImage(registry=registry, repository=f"{names.run_label()}/{unique('iu')}/myapp")
+    tracker.finalizers.append(lambda: registry.delete_repository(image.repository))
+    return image
 
 
 def semver_annotations(image: str, creds_secret: str, *, allow: str = ALLOW_SEMVER, ignore: str = IGNORE_RC,
@@ -156,7 +160,7 @@ def semver_prod(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnos
     diagnostics.components.append("argocd-image-updater")
     if target.registry is None:
         pytest.skip("this target has no registry the suite can push to")
-    image = new_image(target.registry, unique)
+    image = new_image(target.registry, unique, tracker)
     image.push(*TAGS)
     app = deploy_myapp(image=image.name, repo_url=https_url(target))
     username, token = creds or (target.git.username, target.git.token)

@@ -152,7 +152,7 @@ def merge_keys(kube: Kube, tracker: Tracker, ns: str, *, cm: dict[str, str], sec
         _patch(kube, "configmap", CM, ns, {"data": restore_cm})
         _patch(kube, "secret", SECRET, ns, {"data": restore_secret})
 
-    tracker.finalizers.append(restore)
+    tracker.restores.append(restore)  # shared settings: put back even under --keep-on-failure
     enc = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
     _patch(kube, "secret", SECRET, ns, {"data": enc})
     _patch(kube, "configmap", CM, ns, {"data": cm})

@@ -1,24 +1,50 @@
 """Step 1's repository access: `argocd repo add` over HTTPS with a token, and over SSH with
-a deploy key plus the server's host key in Argo CD's known hosts."""
+a deploy key plus the server's host key in Argo CD's known hosts.
+
+The token is typed at the CLI's own `Password:` prompt (stdin), never passed as `--password`:
+argv is world-readable in `ps`. The repository Secret Argo CD makes for each `repo add` gets
+the run's label, so the session sweep removes it even when the test never reached teardown.
+"""
 from __future__ import annotations
 
+import base64
 import tempfile
 from pathlib import Path
+from typing import Callable
 
-from fixtures import redact
+from fixtures import cleanup, names, redact
 from fixtures.argocd import ArgoCD
 from fixtures.gitrepo import GitRepo
+from fixtures.kube import Kube
+
+KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
 
 
-def register_https(argocd: ArgoCD, repo: GitRepo, *, username: str | None = None, token: str | None = None,
-                   name: str | None = None, check: bool = True):
-    """`argocd repo add URL --username U --password TOKEN --name N` (the token never reaches output)."""
+def register_https(argocd: ArgoCD, kube: Kube, repo: GitRepo, *, username: str | None = None,
+                   token: str | None = None, name: str | None = None, check: bool = True):
+    """`argocd repo add URL --username U --name N`, answering the Password prompt with the token."""
     token = repo.token if token is None else token
     redact.register_secret(token)
-    args = ["repo", "add", repo.url, "--username", username or repo.username, "--password", token, "--upsert"]
+    args = ["repo", "add", repo.url, "--username", username or repo.username, "--upsert"]
     if name:
         args += ["--name", name]
-    return argocd.cli(*args, check=check)
+    result = argocd.cli(*args, stdin=token + "\n", check=check)
+    if result.returncode == 0:
+        label_repository_secret(kube, argocd.namespace, repo.url)
+    return result
+
+
+def label_repository_secret(kube: Kube, namespace: str, url: str) -> list[str]:
+    """Put the run label on the repository Secret(s) Argo CD stored for `url`; returns their names."""
+    found = []
+    for secret in kube.core.list_namespaced_secret(namespace, label_selector=cleanup.REPOSITORY_SECRET_TYPE).items:
+        stored = base64.b64decode((secret.data or {}).get("url", "")).decode(errors="replace")
+        if stored == url:
+            found.append(secret.metadata.name)
+    if found:
+        kube.kubectl("label", "--overwrite", "secret", *found, "-n", namespace,
+                     f"{names.RUN_ID_LABEL}={names.run_id()}")
+    return found
 
 
 def add_known_host(argocd: ArgoCD, known_hosts_line: str) -> None:
@@ -35,12 +61,45 @@ def remove_known_host(argocd: ArgoCD, host: str) -> None:
     argocd.cli("cert", "rm", host, "--cert-type", "ssh", check=False)
 
 
-def register_ssh(argocd: ArgoCD, url: str, private_key: Path, *, name: str | None = None, check: bool = True):
+def known_host_lines(kube: Kube, namespace: str, host: str) -> list[str]:
+    """The lines of Argo CD's known hosts (argocd-ssh-known-hosts-cm) that name `host`."""
+    data = (kube.get("configmap", KNOWN_HOSTS_CM, namespace) or {}).get("data") or {}
+    return [line for line in data.get("ssh_known_hosts", "").splitlines()
+            if line.strip() and not line.startswith("#") and host in line.split(" ", 1)[0].split(",")]
+
+
+def untrust_host(argocd: ArgoCD, kube: Kube, host: str) -> Callable[[], None]:
+    """`argocd cert rm HOST --cert-type ssh`; returns what puts its known-hosts lines back."""
+    saved = known_host_lines(kube, argocd.namespace, host)
+    remove_known_host(argocd, host)
+
+    def restore_known_host() -> None:
+        for line in saved:
+            add_known_host(argocd, line)
+
+    return restore_known_host
+
+
+def declare_repository_secret(kube: Kube, namespace: str, name: str, url: str, username: str, password: str) -> None:
+    """A repository as Argo CD's declarative setup documents it (a labelled Secret), with the
+    run label so the sweep removes it; the password travels on stdin (kubectl apply -f -)."""
+    redact.register_secret(password)
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"argocd.argoproj.io/secret-type": "repository", **names.standard_labels()}},
+                "stringData": {"type": "git", "url": url, "username": username, "password": password}})
+
+
+def register_ssh(argocd: ArgoCD, kube: Kube, url: str, private_key: Path, *, name: str | None = None,
+                 check: bool = True):
     """`argocd repo add git@...: --ssh-private-key-path argocd-deploy-key`"""
     args = ["repo", "add", url, "--ssh-private-key-path", str(private_key), "--upsert"]
     if name:
         args += ["--name", name]
-    return argocd.cli(*args, check=check)
+    result = argocd.cli(*args, check=check)
+    if result.returncode == 0:
+        label_repository_secret(kube, argocd.namespace, url)
+    return result
 
 
 def connection(argocd: ArgoCD, url: str) -> dict:

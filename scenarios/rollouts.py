@@ -282,7 +282,7 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffi
         write_layout(repo, ns, prometheus_url=metrics.engine_url, metric_service=metric,
                      indefinite_pause=indefinite_pause, success_condition=success_condition)
         sha = repo.commit_and_push("Convert myapp to an Argo Rollouts canary")
-        repos.register_https(argocd, repo)
+        repos.register_https(argocd, kube, repo)
         name = unique("myapp-prod")
         manifest = applications.application(name, repo.url, myapp.PROD_PATH, ns)
         if changes:

@@ -29,16 +29,16 @@ def api_version(argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
 
 
 def cli_login_and_list(argocd: ArgoCD, kube, target, config_dir: Path) -> str:
-    """`argocd login <server> --username admin --password ... --plaintext|--insecure`, then
-    `argocd app list` on the stored session, with a private CLI config (the user's
-    ~/.config/argocd is never touched)."""
+    """`argocd login <server> --username admin --plaintext|--insecure`, the password typed at its
+    Password prompt (stdin: a `--password` flag would show in `ps`), then `argocd app list` on the
+    stored session, with a private CLI config (the user's ~/.config/argocd is never touched)."""
     import urllib.parse
 
     password = admin_password(kube, target.argocd_namespace)
     server = urllib.parse.urlparse(argocd.url)
     user = ArgoCD(url=argocd.url, token="", env=argocd.env, config_dir=config_dir, namespace=argocd.namespace)
     flag = "--plaintext" if server.scheme == "http" else "--insecure"
-    proc = user.cli("login", server.netloc, "--username", "admin", "--password", password, flag, check=False)
+    proc = user.cli("login", server.netloc, "--username", "admin", flag, stdin=password + "\n", check=False)
     checks.expect(proc.returncode == 0, what="argocd login as admin", expected="login succeeds",
                   observed=(proc.stderr or proc.stdout).strip()[:300], remediation=hints.ON_FAILURE[1])
     proc = user.cli("app", "list", check=False)

@@ -36,11 +36,11 @@ def test_destination_outside_project_is_refused(production, argocd, tracker, uni
     record_check("destination outside prod-*", "refused by the project", seen, True)
 
 
-def test_repo_outside_source_repos_is_refused(production, argocd, git_repo, tracker, unique, record_check):
+def test_repo_outside_source_repos_is_refused(production, argocd, kube, git_repo, tracker, unique, record_check):
     other = git_repo("not-in-source-repos")
     other.write("README.md", "not for production\n")
     other.commit_and_push("init")
-    repos.register_https(argocd, other)  # reachable and authorised: only the project may refuse it
+    repos.register_https(argocd, kube, other)  # reachable and authorised: only the project may refuse it
     name = tracker.app(unique("outside-repo"))
     result = argocd.cli("app", "create", name, "--project", production.project, "--repo", other.url,
                         "--path", ".", "--dest-server", applications.IN_CLUSTER,

@@ -49,6 +49,10 @@ class Testbed:
         pids = self.sup.pids()
         return bool(pids) and all(pid_alive(p) for p in pids.values())
 
+    def running(self) -> dict[str, int]:
+        """Component -> PID of what this state dir's records say still runs (any of it)."""
+        return {name: pid for name, pid in self.sup.pids().items() if pid_alive(pid)}
+
     def endpoints(self) -> dict[str, str]:
         return json.loads((self.state_dir / "state.json").read_text()).get("endpoints", {})
 

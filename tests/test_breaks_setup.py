@@ -11,6 +11,7 @@ import pytest
 from tests.breaking import fails_within
 from suites import app_of_apps_checks as aoa
 from suites import install_checks, item_checks, rbac_checks, repo_auth_checks
+from scenarios import repos
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
@@ -60,11 +61,7 @@ def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, t
     # declared as a repository Secret (`argocd repo add` would refuse a wrong token outright)
     name = unique("repo-bad-cred")
     tracker.other.append(("secret", name, argocd.namespace))
-    kube.apply({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": argocd.namespace,
-                             "labels": {"argocd.argoproj.io/secret-type": "repository"}},
-                "stringData": {"type": "git", "url": repo.url, "username": repo.username,
-                               "password": "wrong-" + repo.token[:6]}})
+    repos.declare_repository_secret(kube, argocd.namespace, name, repo.url, repo.username, "wrong-" + repo.token[:6])
     message = fails_within(repo_auth_checks.connection_successful, argocd, repo.url, "HTTP(S) with a token",
                      timeout=SHORT, bound=SHORT)
     assert "authentication required" in message, message

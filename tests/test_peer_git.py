@@ -365,6 +365,27 @@ def test_ssh_unknown_key_is_refused(peers):
 
 
 @needs_sshd
+def test_ssh_removed_deploy_keys_no_longer_clone(peers):
+    """A run's deploy keys go at teardown (one by one) or at the session sweep (by the run label)."""
+    seed(peers, "sshgone")
+    one, one_pub = sshgit.generate_keypair(peers.tmp / "keys", "one", comment="run-a")
+    two, two_pub = sshgit.generate_keypair(peers.tmp / "keys", "two", comment="run-a")
+    sshgit.add_authorized_key(peers.state, one_pub, read_only=True)
+    sshgit.add_authorized_key(peers.state, two_pub, read_only=True)
+
+    def clones(key: Path, into: str) -> bool:
+        return git("clone", "-q", sshgit.ssh_url(peers.ssh_port, "sshgone"), str(peers.tmp / into),
+                   env=ssh_env(peers, key), check=False).returncode == 0
+
+    assert clones(one, "gone-1") and clones(two, "gone-2")
+    assert sshgit.remove_authorized_key(peers.state, one_pub) == 1
+    assert not clones(one, "gone-3") and clones(two, "gone-4")
+    assert sshgit.remove_labelled_keys(peers.state, "run-a") == 1
+    assert not clones(two, "gone-5")
+    assert clones(peers.key, "gone-6")  # other keys stay
+
+
+@needs_sshd
 def test_ssh_wrong_host_key_fails_verification(peers):
     seed(peers, "sshhk")
     _, other_pub = sshgit.generate_keypair(peers.tmp / "keys", "fakehost")

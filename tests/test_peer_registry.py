@@ -162,6 +162,23 @@ def test_delete_tag_leaves_other_tags_on_the_same_digest(reg):
     assert registry.list_tags(url, repo) == []
 
 
+def test_delete_repository_removes_it_from_tags_and_catalog(reg):
+    url, repo = reg["url"], "run-x/iu-1/myapp"
+    registry.push_image(url, repo, "v1.0.0")
+    registry.push_image(url, repo, "v1.1.0")
+    registry.retag(url, repo, "v1.1.0", "latest")
+    registry.push_image(url, "run-x/iu-2/myapp", "v1.0.0")  # a sibling under the same run: untouched
+    assert repo in registry.list_repositories(url)
+    registry.delete_repository(url, repo, registry.storage_dir(reg["state"]))
+    assert registry.list_tags(url, repo) == []
+    assert registry.manifest_digest(url, repo, "latest") is None
+    assert repo not in registry.list_repositories(url)
+    assert "run-x/iu-2/myapp" in registry.list_repositories(url)
+    assert not (registry.storage_dir(reg["state"]) / "docker/registry/v2/repositories/run-x/iu-1").exists()
+    with pytest.raises(registry.RegistryError):  # only ever inside the registry's own storage
+        registry.delete_repository(url, "../../etc", registry.storage_dir(reg["state"]))
+
+
 def test_docker_schema2_image_round_trips(reg):
     url, repo = reg["url"], "legacy"
     digest = registry.push_image(url, repo, "v2.0.0", media_type="docker", created=T0)

@@ -333,3 +333,41 @@ def test_kind_without_kind_binary_is_one_usage_error(pytester, monkeypatch, no_d
                            "--kind-bin")
     assert no_download == []
     assert not (pytester.path / ".pytest-kind").exists()
+
+
+# ----- local: only a testbed this run started, or the one --reuse-testbed names -------------
+
+def _leftover_state(state: Path, pid: int) -> Path:
+    (state / "pids").mkdir(parents=True)
+    (state / "state.json").write_text(json.dumps({"endpoints": {}}))
+    (state / "pids" / "kube-apiserver.pid").write_text(str(pid))
+    return state
+
+
+def test_local_refuses_a_running_leftover_testbed(pytester, monkeypatch, tmp_path):
+    import subprocess
+
+    leftover = subprocess.Popen(["sleep", "60"])  # stands for a killed run's still-running component
+    try:
+        state = _leftover_state(tmp_path / "leftover", leftover.pid)
+        monkeypatch.setenv("GITOPS_CONFORMANCE_TESTBED_DIR", str(state))
+        out = assert_one_usage_error(run_inner(pytester, "--cluster", "local"),
+                                     f"`gitops-conformance testbed down --state-dir {state}`")
+        assert f"--reuse-testbed {state}" in out and f"kube-apiserver (pid {leftover.pid})" in out, out
+        assert leftover.poll() is None, "the refusal must not touch the leftover's processes"
+    finally:
+        leftover.kill()
+        leftover.wait()
+
+
+def test_local_cleans_a_dead_leftover_by_itself(tmp_path):
+    import subprocess
+
+    from testbed.stack import Testbed
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    tb = Testbed(_leftover_state(tmp_path / "leftover", gone.pid), out=lambda line: None)
+    providers.refuse_leftover(tb)  # nothing of it runs: no usage error
+    tb._clean_stale()  # what `up` does first
+    assert tb.sup.pids() == {}

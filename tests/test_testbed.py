@@ -166,8 +166,8 @@ def argocd_config(ctx) -> Path:
     config.parent.mkdir(parents=True, exist_ok=True)
     secret = ctx.get_json("-n", "argocd", "secret", "argocd-initial-admin-secret")
     password = base64.b64decode(secret["data"]["password"]).decode()
-    r = _run(["argocd", "login", ctx.env["ARGOCD_SERVER"], "--username", "admin", "--password", password,
-              "--config", str(config)], env=ctx.env, what="argocd login", secrets=(password,))
+    r = _run(["argocd", "login", ctx.env["ARGOCD_SERVER"], "--username", "admin", "--config", str(config)],
+             stdin=password + "\n", env=ctx.env, what="argocd login", secrets=(password,))  # the prompt, not argv
     _ok(r)
     assert config.exists(), "argocd login wrote no config"
     return config
@@ -211,7 +211,7 @@ def git_repo(ctx, argocd_config) -> GitRepo:
     repo = GitRepo(url, work, env, wtoken)
     repo.git("init", "-q", "-b", "main")
     repo.push({"README.md": "testbed self-test\n"}, "init")
-    _ok(_run(["argocd", "repo", "add", url, "--username", ruser, "--password", rtoken, "--config", str(argocd_config)],
+    _ok(_run(["argocd", "repo", "add", url, "--username", ruser, "--config", str(argocd_config)], stdin=rtoken + "\n",
              env=ctx.env, what="argocd repo add", secrets=(rtoken, wtoken)))
     return repo
 

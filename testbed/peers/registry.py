@@ -341,3 +341,33 @@ def delete_tag(base_url: str, repository: str, tag: str) -> None:
     _check(s.delete(_url(base_url, repository, "manifests", digest), timeout=TIMEOUT), 202)
     for other in others:
         put_manifest(base_url, repository, other, body, media_type, session=s)
+
+
+def storage_dir(state_dir: str | os.PathLike, name: str = NAME) -> Path:
+    """Where `spec()` makes the registry keep its images."""
+    return Path(state_dir).resolve() / name / "storage"
+
+
+def delete_repository(base_url: str, repository: str, storage: Path | None = None) -> None:
+    """Remove a repository: every manifest deleted through the API (its tags go with them),
+    then, with `storage` (the server's own directory), the repository's directory, which
+    distribution v2.8 has no API for (it keeps listing emptied repositories in _catalog).
+    Unreferenced blobs stay until `docker-registry garbage-collect`."""
+    digests = {manifest_digest(base_url, repository, tag) for tag in list_tags(base_url, repository)}
+    s = _session()
+    for digest in digests - {None}:
+        _check(s.delete(_url(base_url, repository, "manifests", digest), timeout=TIMEOUT), 202, 404)
+    if storage is None:
+        return
+    root = (Path(storage) / "docker" / "registry" / "v2" / "repositories").resolve()
+    path = (root / repository.strip("/")).resolve()
+    if root not in path.parents:
+        raise RegistryError(f"repository {repository!r} is not under {root}")
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in path.parents:  # drop the now-empty namespace directories (`<run>/<test>/`)
+        if parent == root:
+            break
+        if parent.is_dir():
+            if any(parent.iterdir()):
+                break
+            parent.rmdir()

@@ -291,7 +291,7 @@ def add_authorized_key(state_dir: Path, pubkey: str | Path, read_only: bool = Fa
         raise ValueError("expected one OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... comment'")
     if not re.fullmatch(r"[A-Za-z0-9+/=]+", words[1]):
         raise ValueError("bad public key data")
-    label = re.sub(r"[^A-Za-z0-9._@-]", "_", words[2] if len(words) > 2 else "key")[:64] or "key"
+    label = _label(words[2] if len(words) > 2 else "key")
     p = _paths(state_dir)
     wrapper = _ensure_wrapper(state_dir)
     _check_path(wrapper)
@@ -303,14 +303,30 @@ def add_authorized_key(state_dir: Path, pubkey: str | Path, read_only: bool = Fa
     return line.strip()
 
 
+def _label(comment: str) -> str:
+    """A key's comment as authorized_keys and the access log name it."""
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", comment)[:64] or "key"
+
+
 def remove_authorized_key(state_dir: Path, pubkey: str) -> int:
     """Remove every authorized_keys line with this key's data; returns how many were removed."""
     data = pubkey.strip().split()[1]
+    return _remove_lines(state_dir, lambda ln: f" {data} " in ln or ln.rstrip().endswith(f" {data}"))
+
+
+def remove_labelled_keys(state_dir: Path, label: str) -> int:
+    """Remove every key added with `label` as its comment; returns how many."""
+    return _remove_lines(state_dir, lambda ln: ln.split() and ln.split()[-1] == _label(label))
+
+
+def _remove_lines(state_dir: Path, matches) -> int:
     p = _paths(state_dir)["authorized_keys"]
+    if not p.exists():
+        return 0
     with open(p, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         lines = f.read().splitlines(keepends=True)
-        keep = [ln for ln in lines if f" {data} " not in ln and not ln.rstrip().endswith(f" {data}")]
+        keep = [ln for ln in lines if not matches(ln)]
         f.seek(0)
         f.truncate()
         f.writelines(keep)

@@ -1,0 +1,115 @@
+"""What a run changes outside its own namespaces is undone: the repository Secrets `argocd repo
+add` makes (and the declared bad-credential one) carry the run label the sweep selects on; the
+unknown-host test trusts the Git server's host key again afterwards; --keep-on-failure keeps
+the failed test's own objects but restores the shared notification settings; the run's registry
+repositories and SSH deploy keys are removed."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fixtures import cleanup, names
+from scenarios import notifications as notif
+from scenarios import repos
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.testbed
+PLUGINS = ["-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "scenarios.fixtures", "-p", "scenarios.notifications"]
+
+
+def _inner(args: list[str], run_id: str, tmp_path: Path, testbed_handle) -> str:
+    """An inner pytest run against the session's testbed; returns its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-s",
+         "--reuse-testbed", str(testbed_handle.state_dir), "--report-dir", str(tmp_path / "report")],
+        cwd=ROOT, env={**os.environ, "GITOPS_CONFORMANCE_RUN_ID": run_id, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300)
+    return proc.stdout + proc.stderr
+
+
+def test_repository_secrets_carry_the_run_label(git_repo, argocd, kube, tracker, unique):
+    repo = git_repo("labelled")
+    repo.write("README.md", "gitops\n")
+    repo.commit_and_push("init")
+    repos.register_https(argocd, kube, repo)
+    made = repos.label_repository_secret(kube, argocd.namespace, repo.url)
+    bad = unique("repo-bad-cred")
+    tracker.other.append(("secret", bad, argocd.namespace))
+    repos.declare_repository_secret(kube, argocd.namespace, bad, repo.url + "-other", repo.username, "wrong")
+    swept = cleanup.labelled(kube, "secrets", names.label_selector(), argocd.namespace)  # the sweep's own lookup
+    assert made and set(made) <= set(swept), (made, swept)
+    assert bad in swept, swept
+
+
+def test_unknown_host_test_trusts_the_host_again(target, argocd, kube, testbed_handle, tmp_path):
+    host = target.git.ssh_known_hosts.split()[0]
+    repos.add_known_host(argocd, target.git.ssh_known_hosts)  # trusted, as after Step 1's SSH setup
+    before = repos.known_host_lines(kube, argocd.namespace, host)
+    out = _inner(["suites/test_repo_auth.py", "-k", "unknown_host"], f"hostkey-{os.getpid()}", tmp_path, testbed_handle)
+    assert "1 passed" in out, out[-3000:]
+    assert before and repos.known_host_lines(kube, argocd.namespace, host) == before, out[-2000:]
+
+
+KEEP_INNER = '''
+def test_fails_after_configuring_notifications(notifications, namespace):
+    n = notifications(slack=False)
+    print(f"KEPT hook={n.hook} namespace={namespace('kept')}")
+    assert False, "failing on purpose"
+'''
+
+
+def test_keep_on_failure_keeps_own_objects_and_restores_shared_settings(argocd, kube, testbed_handle, tmp_path):
+    cm_before = (kube.get("configmap", notif.CM, argocd.namespace) or {}).get("data") or {}
+    secret_before = (kube.get("secret", notif.SECRET, argocd.namespace) or {}).get("data") or {}
+    test_file = tmp_path / "test_keep.py"
+    test_file.write_text(textwrap.dedent(KEEP_INNER))
+    out = _inner([*PLUGINS, str(test_file), "--keep-on-failure", "--rootdir", str(tmp_path)],
+                 f"keep-{os.getpid()}", tmp_path, testbed_handle)
+    found = re.search(r"KEPT hook=(\S+) namespace=(\S+)", out)
+    assert found and "1 failed" in out, out[-3000:]
+    hook, ns = found.groups()
+    try:
+        kept = kube.get("namespace", ns)
+        assert kept and kept["metadata"]["labels"].get(cleanup.KEEP_LABEL) == "true", out[-2000:]
+        assert "--keep-on-failure: kept the resources" in out and ns in out, out[-2000:]
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+    cm_after = (kube.get("configmap", notif.CM, argocd.namespace) or {}).get("data") or {}
+    secret_after = (kube.get("secret", notif.SECRET, argocd.namespace) or {}).get("data") or {}
+    assert not [k for k in cm_after if hook in k], f"the kept test's notification settings stayed: {sorted(cm_after)}"
+    assert cm_after == cm_before and secret_after.keys() == secret_before.keys()
+
+
+def test_registry_repositories_and_deploy_keys_are_removed(target, tracker, unique, deploy_key, git_repo, tmp_path):
+    from scenarios import image_updater as iu
+    from testbed.peers import registry, sshgit
+
+    base = f"http://{target.registry}"
+    image = iu.new_image(target, unique, tracker)
+    image.push("v1.0.0")
+    repo = git_repo("keys")
+    deploy_key(repo)
+    authorized = sshgit._paths(target.git.state_dir)["authorized_keys"]
+    assert image.repository in registry.list_repositories(base)
+    assert names.run_label() in authorized.read_text()
+
+    assert tracker.cleanup() == []  # what the test's teardown does
+    tracker.finalizers.clear()
+    assert image.repository not in registry.list_repositories(base)
+    assert names.run_label() not in authorized.read_text()
+
+    # a killed test never reaches its teardown: the session sweep finds them by the run label
+    stray = f"{names.run_label()}/{unique('stray')}/myapp"
+    registry.push_image(base, stray, "v1.0.0")
+    _, pub = sshgit.generate_keypair(tmp_path, "stray", comment=names.run_label())
+    sshgit.add_authorized_key(target.git.state_dir, pub, read_only=True)
+    swept = cleanup.sweep_testbed_peers(target.git.state_dir, base)
+    assert f"registry repository {stray}" in swept and "1 SSH deploy key(s)" in swept, swept
+    assert stray not in registry.list_repositories(base)
+    assert names.run_label() not in authorized.read_text()
