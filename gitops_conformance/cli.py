@@ -1,6 +1,10 @@
 """`gitops-conformance`: the project's one command line.
 
   gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
+  gitops-conformance testbed node-image [--force]  kind's node image, assembled offline (needs Docker)
+  gitops-conformance testbed kind-config          the kind cluster config for that image, on this machine
+  gitops-conformance testbed images [NAME ...] [--force] [--list] [--load kind:CLUSTER]
+                                                every image a cluster needs, as archives (offline)
   gitops-conformance certify [pytest options]   run the suites, print verdict and report paths;
                                                 exit 0 only when CERTIFIED (pytest's code if it failed, else 1)
   gitops-conformance audit PATH [--format text|json]   the Common Pitfalls audit of a GitOps repo
@@ -25,6 +29,10 @@ def _testbed(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         return build.build_all(args.components or None, force=args.force)
+    if args.action in ("node-image", "kind-config"):
+        return _kind(args)
+    if args.action == "images":
+        return _images(args)
     tb = Testbed(args.state_dir)
     try:
         if args.action == "up":
@@ -57,6 +65,59 @@ def _testbed(args: argparse.Namespace) -> int:
     except TestbedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _kind(args: argparse.Namespace) -> int:
+    from testbed.build import BuildError
+    from testbed.kind import cluster, docker, nodeimage
+    from testbed.kind.rootfs import RootfsError
+
+    if args.action == "kind-config":
+        print(cluster.render(nodeimage.node_image_name()), end="")
+        return 0
+    try:
+        print(nodeimage.build(force=args.force))
+    except (BuildError, RootfsError, docker.DockerError, nodeimage.NodeImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    """Build the image archives (cached), optionally load them into a kind cluster."""
+    from testbed.images import build as images, kind
+
+    if args.list:
+        for name, spec in images.all_specs().items():
+            try:
+                refs = [r for names, _ in spec.variants() for r in names]
+            except images.SpecError as exc:
+                refs = [f"(names unknown: {exc})"]
+            for ref in refs:
+                have = images.built_archives().get(ref)
+                print(f"  {name:<14} {ref:<62} {have or '(not built)'}")
+        return 0
+    cluster = None
+    if args.load:
+        try:
+            cluster = kind.parse_target(args.load)
+        except kind.KindError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    results, failures = images.build_images(args.components or None, force=args.force)
+    if failures:
+        print(f"{len(failures)} image spec(s) failed:", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    if cluster:
+        try:
+            for line in kind.load([Path(r["archive"]) for r in results], cluster):
+                print(line)
+        except kind.KindError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -100,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     tb = sub.add_parser("testbed", help="the local testbed (real control plane and Argo stack as host processes)")
-    tb.add_argument("action", choices=["build", "up", "down", "status", "env"])
-    tb.add_argument("components", nargs="*", help="build only these components (default: all)")
+    tb.add_argument("action", choices=["build", "up", "down", "status", "env", "node-image", "kind-config", "images"])
+    tb.add_argument("components", nargs="*", help="build/images: only these components or image specs (default: all)")
     tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
-    tb.add_argument("--force", action="store_true", help="build: rebuild even if cached")
+    tb.add_argument("--force", action="store_true", help="build, node-image, images: rebuild even if cached")
+    tb.add_argument("--load", metavar="kind:CLUSTER", help="images: load the archives into this kind cluster")
+    tb.add_argument("--list", action="store_true", help="images: list every image, its name and archive")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")
     cert.add_argument("--report-dir", default=None,
                       help="where the report goes (default: the results plugin's, reports/latest in the checkout)")

@@ -12,6 +12,7 @@ from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
+from fixtures.peers import GitHost, generate_keypair
 from fixtures.plugin import Diagnostics
 
 from . import applications, myapp, repos
@@ -72,24 +73,20 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
 
 
 @pytest.fixture
-def deploy_key(target: Target, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
+def deploy_key(git_host: GitHost, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
     """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
-    and the public key added as a read-only deploy key (the testbed's SSH endpoint; other
-    Git servers need their own way, so the test is skipped there). The key is removed at
+    and the public key added as a read-only deploy key on the Git host. Skipped where the suite
+    cannot add keys (a --git-url repository on a host of the user's). The key is removed at
     teardown; it is labelled with the run id, so the session sweep finds it otherwise."""
-    from testbed.peers import sshgit
-
-    git = target.git
-    if not (git.ssh_base_url and git.state_dir):
-        pytest.skip("SSH deploy keys can only be added on the local testbed's Git server")
+    if not (git_host.ssh_base_url and git_host.deploy_keys):
+        pytest.skip("SSH deploy keys can only be added on the suite's own Git host (not with --git-url)")
 
     def make(repo: GitRepo) -> tuple:
-        key, pub = sshgit.generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
-                                           comment=names.run_label())
-        sshgit.add_authorized_key(git.state_dir, pub, read_only=True)
-        tracker.finalizers.append(lambda: sshgit.remove_authorized_key(git.state_dir, pub))
-        name = repo.url.rstrip("/").rsplit("/", 1)[-1]
-        return key, f"{git.ssh_base_url}/git/{name}"
+        key, pub = generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
+                                    comment=names.run_label())
+        git_host.deploy_keys.authorize(pub, read_only=True)
+        tracker.finalizers.append(lambda: git_host.deploy_keys.revoke(pub))
+        return key, git_host.ssh_url(repo.url)
 
     return make
 

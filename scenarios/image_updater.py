@@ -11,14 +11,16 @@ import dataclasses
 import re
 from typing import Callable
 
+import pytest
+
 from fixtures import checks, diagnose, hints, names, probes, redact
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.kube import Kube
 from fixtures.plugin import Diagnostics
 from scenarios import applications, myapp
+from fixtures.peers import Registry
 from scenarios.fixtures import FIRST_SYNC_TIMEOUT, DeployedApp
-from testbed.peers import registry
 
 ANN = "argocd-image-updater.argoproj.io"
 ALIAS = "myapp"
@@ -33,35 +35,33 @@ STAGING_PATH = "apps/myapp/overlays/staging"
 
 @dataclasses.dataclass
 class RegistryImage:
-    """One test's image: `name` is what manifests carry (host:port/path), `url` the registry API."""
+    """One test's image: `name` is what manifests carry (the registry's host/path)."""
 
-    url: str
+    registry: Registry
     repository: str
 
     @property
     def name(self) -> str:
-        return f"{self.url.removeprefix('http://').removeprefix('https://')}/{self.repository}"
+        return f"{self.registry.host}/{self.repository}"
 
     def push(self, *tags: str) -> dict[str, str]:
-        """Push a distinct tiny image per tag; returns tag -> digest."""
-        return {t: registry.push_image(self.url, self.repository, t) for t in tags}
+        """Push a distinct image per tag; returns tag -> digest."""
+        return {t: self.registry.push(self.repository, t) for t in tags}
 
     def move(self, tag: str, build: str) -> str:
         """Point `tag` at a new build (push `build`, retag): how a CI moves staging-abc."""
-        registry.push_image(self.url, self.repository, build)
-        return registry.retag(self.url, self.repository, build, tag)
+        self.registry.push(self.repository, build)
+        return self.registry.retag(self.repository, build, tag)
 
     def tags(self) -> list[str]:
-        return registry.list_tags(self.url, self.repository)
+        return self.registry.tags(self.repository)
 
 
-def new_image(target, unique: Callable[[str], str], tracker: Tracker) -> RegistryImage:
+def new_image(registry: Registry, unique: Callable[[str], str], tracker: Tracker) -> RegistryImage:
     """A registry repository for one test, `<run label>/<unique>/myapp`, removed at teardown
     (and by the session sweep, which finds it by the run label)."""
-    image = RegistryImage(url=f"http://{target.registry}", repository=f"{names.run_label()}/{unique('iu')}/myapp")
-    state_dir = target.info.get("testbed_state_dir")
-    storage = registry.storage_dir(state_dir) if state_dir else None
-    tracker.finalizers.append(lambda: registry.delete_repository(image.url, image.repository, storage))
+    image = RegistryImage(registry=registry, repository=f"{names.run_label()}/{unique('iu')}/myapp")
+    tracker.finalizers.append(lambda: registry.delete_repository(image.repository))
     return image
 
 
@@ -149,8 +149,8 @@ def https_url(target) -> Callable | None:
     write-back credentials for any other scheme ("unknown repository type")."""
     git = target.git
     if git.https_base_url and git.repo_base_url:
-        return lambda repo: repo.url.replace(git.repo_base_url, git.https_base_url, 1)
-    return None  # existing clusters: the scratch repo's own URL (https on a real Git host)
+        return lambda repo: git.https_url(repo.url) or repo.url
+    return None  # --git-url: the scratch repo's own URL (https on a real Git host)
 
 
 def semver_prod(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnostics, target, unique,
@@ -158,7 +158,9 @@ def semver_prod(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnos
     """Step 4 for prod: push the tags, deploy myapp-prod on v1.0.0 (step 2), create the
     git-creds secret (default: the suite's Git identity, which may push) and annotate."""
     diagnostics.components.append("argocd-image-updater")
-    image = new_image(target, unique, tracker)
+    if target.registry is None:
+        pytest.skip("this target has no registry the suite can push to")
+    image = new_image(target.registry, unique, tracker)
     image.push(*TAGS)
     app = deploy_myapp(image=image.name, repo_url=https_url(target))
     username, token = creds or (target.git.username, target.git.token)

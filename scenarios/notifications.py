@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import secrets
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -35,8 +34,8 @@ from fixtures import redact
 from fixtures.cleanup import Tracker
 from fixtures.kube import Kube
 from fixtures.plugin import Diagnostics
+from fixtures.peers import Receiver
 from fixtures.providers import Target
-from testbed.peers.receiver import ReceiverClient
 
 CM, SECRET = "argocd-notifications-cm", "argocd-notifications-secret"
 SUBSCRIBE = "notifications.argoproj.io/subscribe"
@@ -92,8 +91,8 @@ APP_OUT_OF_SYNC_BODY = """\
 class Notifications:
     """What a test configured, and how to see what was delivered."""
 
-    receiver: ReceiverClient
-    receiver_url: str
+    receiver: object             # what arrived: .received(path_prefix, since), .wait_for(...) (runner's view)
+    receiver_url: str            # the receiver as the notifications controller reaches it
     hook: str                    # webhook service name (unique to the test)
     webhook_token: str = dataclasses.field(repr=False)
     channel: str                 # Slack channel (unique to the test)
@@ -124,16 +123,10 @@ class Notifications:
         return ann
 
 
-def slack_token_for(target: Target) -> str | None:
-    """The bot token the Slack endpoint accepts: the testbed's own on local, else the
-    GITOPS_CONFORMANCE_SLACK_TOKEN environment variable, else None (Slack parts skip)."""
-    if target.provider == "local" and target.info.get("testbed_state_dir"):
-        from testbed.layout import Layout
-        from testbed.peers_setup import slack_token
-
-        token = slack_token(Layout.load(Path(target.info["testbed_state_dir"])))
-    else:
-        token = os.environ.get(ENV_SLACK_TOKEN) or None
+def slack_token_for(receiver: Receiver | None) -> str | None:
+    """The bot token the Slack endpoint accepts: the suite's receiver's own (made per run), else
+    the GITOPS_CONFORMANCE_SLACK_TOKEN environment variable, else None (Slack parts skip)."""
+    token = (receiver.slack_token if receiver else None) or os.environ.get(ENV_SLACK_TOKEN) or None
     redact.register_secret(token)
     return token
 
@@ -199,25 +192,25 @@ def notifications(target: Target, kube: Kube, tracker: Tracker, diagnostics: Dia
                   unique: Callable[[str], str]) -> Callable[..., Notifications]:
     """notifications(slack=True, slack_token=None, slack_api_url=None, on_deployed_when=...,
     on_out_of_sync_when=..., omit_webhook_secret=False) -> Notifications: Step 6's
-    configuration merged into the cluster; the overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver (no target.receiver_url) or,
+    configuration merged into the cluster; the overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver (no target.receiver) or,
     with slack=True, where no accepted Slack token is known."""
 
     def make(*, slack: bool = True, slack_token: str | None = None, slack_api_url: str | None = None,
              on_deployed_when: str = ON_DEPLOYED_WHEN, on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN,
              omit_webhook_secret: bool = False) -> Notifications:
-        if not target.receiver_url:
-            pytest.skip(f"provider {target.provider!r} has no notification receiver the engine can reach "
-                        "(target.receiver_url); notifications are certified on the local testbed")
+        receiver = target.receiver
+        if receiver is None:
+            pytest.skip(f"provider {target.provider!r} has no notification receiver the engine can reach")
         token = None
         if slack:
-            token = slack_token or slack_token_for(target)
+            token = slack_token or slack_token_for(receiver)
             if token is None:
                 pytest.skip(f"no Slack bot token for the Slack endpoint: set {ENV_SLACK_TOKEN}")
             redact.register_secret(token)
         hook = unique("hook")
         webhook_token = secrets.token_hex(20)
         redact.register_secret(webhook_token)
-        n = Notifications(receiver=ReceiverClient(target.receiver_url), receiver_url=target.receiver_url.rstrip("/"),
+        n = Notifications(receiver=receiver.client, receiver_url=receiver.engine_url.rstrip("/"),
                           hook=hook, webhook_token=webhook_token, channel=unique("ch"), slack_token=token,
                           on_deployed=f"on-deployed-{hook}", on_out_of_sync=f"on-out-of-sync-{hook}")
         cm, secret = config(n, slack_api_url=slack_api_url, on_deployed_when=on_deployed_when,

@@ -26,6 +26,7 @@ from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
+from fixtures.peers import Metrics, Traffic
 from fixtures.plugin import Diagnostics
 
 from . import applications, myapp, repos
@@ -264,13 +265,13 @@ class DeployedRollout:
 
 
 @pytest.fixture
-def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnostics: Diagnostics,
-                   git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
+def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffic, tracker: Tracker,
+                   diagnostics: Diagnostics, git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
                    unique: Callable[[str], str]) -> Callable[..., DeployedRollout]:
     """deploy_rollout(metric_service=None, indefinite_pause=False, changes=None) -> DeployedRollout,
-    synced and fully rolled out at v1.0.0 (a first revision goes straight to 100%)."""
-    if not target.prometheus_url:
-        pytest.skip("the canary analysis needs a Prometheus the Rollouts controller reaches (target.prometheus_url)")
+    synced and fully rolled out at v1.0.0 (a first revision goes straight to 100%), with traffic
+    flowing (on a cluster: real requests to its pods). `metric_service` names the series the
+    analysis reads (default: the one the traffic produces)."""
     diagnostics.components.append("rollouts-controller")
 
     def make(*, metric_service: str | None = None, indefinite_pause: bool = False,
@@ -278,7 +279,7 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnos
         repo = git_repo("myapp")
         ns = namespace("prod", create=False)
         metric = metric_service or globals()["metric_service"](ns)
-        write_layout(repo, ns, prometheus_url=target.prometheus_url, metric_service=metric,
+        write_layout(repo, ns, prometheus_url=metrics.engine_url, metric_service=metric,
                      indefinite_pause=indefinite_pause, success_condition=success_condition)
         sha = repo.commit_and_push("Convert myapp to an Argo Rollouts canary")
         repos.register_https(argocd, kube, repo)
@@ -295,13 +296,9 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, target, tracker: Tracker, diagnos
             expected=f"Synced at {sha[:10]}, Rollout myapp Healthy in {ns} (for Argo CD and the Rollouts controller)",
             remediation=hints.ON_FAILURE[5],
             diagnose=diagnose.for_app(argocd, name, extra=(diagnose.ROLLOUTS_CONTROLLER,)))
+        traffic.start(ns, globals()["metric_service"](ns))
+        tracker.finalizers.append(lambda: traffic.stop(ns))
         return DeployedRollout(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha,
                                metric_service=metric)
 
     return make
-
-
-@pytest.fixture
-def traffic(metrics):
-    """The traffic source the analysis reads (the harness's `metrics` fixture)."""
-    return metrics

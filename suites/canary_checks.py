@@ -144,7 +144,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
                       timeout: float = CANARY) -> CanaryResult:
     """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
     Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
-    traffic.set_success_rate(app.metric_service, 1.0)
+    tag = traffic.release(app.metric_service, tag, 1.0)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
@@ -218,8 +218,8 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
                   timeout: float = ABORT) -> float | None:
     """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
     keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
-    decision time."""
-    traffic.set_success_rate(app.metric_service, rate)
+    decision time. On a cluster the release answers errors itself (traffic.release picks it)."""
+    tag = traffic.release(app.metric_service, tag, rate)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     rec = Recorder(kube, app.namespace)
@@ -393,3 +393,28 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
                            f"{((kube.get('rollouts.argoproj.io', rollouts.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
                   remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
     return History(listed=observed, warning=warning)
+
+
+def real_traffic_evidence(kube: Kube, metrics, traffic, app: DeployedRollout) -> str:
+    """What the pods really served (cluster targets): Prometheus' per-pod request counts by
+    status, the traffic source's own tally, the pods and their images, their last log lines."""
+    ns = app.namespace
+    lines = [f"Prometheus {metrics.engine_url}: sum by (service, pod, status) of "
+             f"increase(http_requests_total{{namespace=\"{ns}\"}}[10m])"]
+    try:
+        for s in metrics.series(f'sum by (service, pod, status) (increase(http_requests_total{{namespace="{ns}"}}[10m]))'):
+            m = s["metric"]
+            lines.append(f"  {m.get('service', '?'):<40} {m.get('pod', '?'):<36} status={m.get('status', '?')} "
+                         f"{float(s['value'][1]):.0f}")
+    except Exception as exc:  # evidence only: say why it is missing
+        lines.append(f"  (query failed: {exc})")
+    try:
+        lines.append(f"traffic source: {json.dumps(traffic.client.targets().get(ns, {}))}")
+    except Exception as exc:
+        lines.append(f"traffic source: (unavailable: {exc})")
+    lines.append(kube.kubectl("get", "pods", "-n", ns, "-o", "custom-columns=POD:.metadata.name,IMAGE:.spec.containers[0].image,"
+                              "HASH:.metadata.labels.rollouts-pod-template-hash,READY:.status.containerStatuses[0].ready",
+                              check=False).stdout)
+    logs = kube.kubectl("logs", "-n", ns, "-l", "app=myapp", "--tail=5", "--prefix", "--max-log-requests=20", check=False)
+    lines.append("pod logs (last lines):\n" + (logs.stdout or logs.stderr))
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from fixtures.providers import Target
 from scenarios import myapp
 from scenarios.fixtures import DeployedApp
 from scenarios.notifications import NOTIFIED, Notifications
-from testbed.peers.receiver import redacted
+from fixtures.peers import recorded_secret as redacted
 
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
 DELIVERY = 45.0

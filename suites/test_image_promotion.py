@@ -30,10 +30,10 @@ def test_semver_promotes_highest_stable_tag_via_git(deploy_myapp, kube, tracker,
     record_metric("tag_to_promoted_s", time.monotonic() - t0)
 
 
-def test_digest_strategy_follows_moved_tag(deploy_myapp, kube, argocd, tracker, diagnostics, target, unique,
-                                           record_metric):
+def test_digest_strategy_follows_moved_tag(deploy_myapp, kube, argocd, tracker, diagnostics, target, registry,
+                                           unique, record_metric):
     diagnostics.components.append("argocd-image-updater")
-    image = iu.new_image(target, unique, tracker)
+    image = iu.new_image(registry, unique, tracker)
     digests = image.push(*iu.TAGS)
     prod = deploy_myapp(image=image.name)
     staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)

@@ -95,8 +95,10 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
             shutil.copy(src, workdir / src.name)
     go = "go"
     _run([go, "mod", "init", f"gitops-conformance.local/testbed/{comp.name}"], workdir, log, comp, "go mod init", started)
-    edits = [f"-go={versions.go_version()}", f"-require={comp.module}@{comp.version}"]
-    if comp.replaces == "copy":
+    edits = [f"-go={versions.go_version()}"]
+    if comp.module:  # None: only our own main, nothing upstream to require
+        edits.append(f"-require={comp.module}@{comp.version}")
+    if comp.module and comp.replaces == "copy":
         _say(comp.name, f"reading replace block of {comp.module}@{comp.version}", started)
         out = _run([go, "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp, "go mod download", started)
         upstream = json.loads(out)["GoMod"]
@@ -129,7 +131,7 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
 def copy_assets(comp: Component, out_dir: Path) -> None:
     """Copy CRDs/stock config from the pinned module into the cache (read at `up`, never committed)."""
     stamp = out_dir / "assets" / ".assets.json"
-    if not comp.assets or (stamp.exists() and json.loads(stamp.read_text()) == list(comp.assets)):
+    if not comp.assets or not comp.module or (stamp.exists() and json.loads(stamp.read_text()) == list(comp.assets)):
         return  # the same asset list was copied already
     proc = subprocess.run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"],
                           env=_go_env(comp), capture_output=True, text=True, cwd=versions.cache_root())
@@ -167,7 +169,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     logs.mkdir(parents=True, exist_ok=True)
     workdir = versions.cache_root() / "wrappers" / comp.key
     with open(logs / f"build-{comp.key}.log", "w") as log:
-        _say(comp.name, f"wrapper module for {comp.module}@{comp.version}", started)
+        _say(comp.name, f"wrapper module for {comp.module or 'our own code'}@{comp.version}", started)
         render_wrapper(comp, workdir, log, started)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -194,8 +196,9 @@ def build_component(comp: Component, force: bool = False) -> bool:
 
 
 def build_all(names: list[str] | None = None, force: bool = False) -> int:
+    """Build the named components, or (none named) those the local testbed needs."""
     comps = versions.load()
-    selected = names or list(comps)
+    selected = names or [n for n, c in comps.items() if c.needed_by == "testbed"]
     unknown = [n for n in selected if n not in comps]
     if unknown:
         print(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(comps)}", file=sys.stderr)

@@ -98,7 +98,8 @@ class Testbed:
             self.down()
 
     def up(self) -> dict[str, str]:
-        missing = [b for c in versions.load().values() for b in c.binaries if not versions.binary_path(b).exists()]
+        missing = [b for c in versions.load().values() if c.needed_by == "testbed"
+                   for b in c.binaries if not versions.binary_path(b).exists()]
         if missing:
             raise TestbedError(f"binaries not built: {', '.join(missing)}; run `gitops-conformance testbed build`")
         self._clean_stale()

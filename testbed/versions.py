@@ -15,7 +15,7 @@ WRAPPERS_DIR = Path(__file__).with_name("wrappers")
 @dataclasses.dataclass(frozen=True)
 class Component:
     name: str
-    module: str
+    module: str | None          # None: every binary is our own main (testbed/wrappers/<name>/)
     version: str
     binaries: dict[str, str]
     replaces: str = "copy"
@@ -26,6 +26,7 @@ class Component:
     replace_overrides: dict[str, str] = dataclasses.field(default_factory=dict)
     assets: tuple[str, ...] = ()
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    needed_by: str = "testbed"  # "kind": built only for the kind node image
 
     @property
     def key(self) -> str:
@@ -39,7 +40,7 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
     return {
         name: Component(
             name=name,
-            module=spec["module"],
+            module=spec.get("module"),
             version=spec["version"],
             binaries=dict(spec["binaries"]),
             replaces=spec.get("replaces", "copy"),
@@ -50,6 +51,7 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
             replace_overrides=dict(spec.get("replace_overrides") or {}),
             assets=tuple(spec.get("assets") or ()),
             env={k: str(v) for k, v in (spec.get("env") or {}).items()},
+            needed_by=spec.get("needed_by", "testbed"),
         )
         for name, spec in data["components"].items()
     }
@@ -57,6 +59,11 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
 
 def go_version(path: Path = VERSIONS_FILE) -> str:
     return str(yaml.safe_load(path.read_text())["go"])
+
+
+def debian_suite(path: Path = VERSIONS_FILE) -> str:
+    """The Debian release kind's node image and userland images are bootstrapped from."""
+    return str(yaml.safe_load(path.read_text())["debian"]["suite"])
 
 
 def cache_root() -> Path:

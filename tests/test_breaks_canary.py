@@ -59,7 +59,7 @@ def test_set_image_check_fails_when_self_heal_reverts_it(deploy_rollout, kube, a
     """Step 5's `kubectl argo rollouts set image` next to step 2's Application (selfHeal: true):
     Argo CD puts Git's image back (the "revision mismatch" note of step 5). The check says so."""
     app = deploy_rollout(indefinite_pause=True)
-    traffic.set_success_rate(app.metric_service, 1.0)
+    traffic.release(app.metric_service, "v1.1.0", 1.0)
     message = fails_within(canary_checks.set_image_holds, kube, argocd, app, "v1.1.0", bound=canary_checks.CANARY)
     assert "selfHeal=true" in message or "reverted" in message, message
 

@@ -35,7 +35,7 @@ def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_my
 
 @pytest.mark.breaks("suites.notification_checks.template_notify")
 def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target):
-    n = notifications(slack_api_url=f"{target.receiver_url.rstrip('/')}/not-slack/api/")
+    n = notifications(slack_api_url=f"{target.receiver.engine_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
     message = fails_within(nc.template_notify, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message

@@ -123,79 +123,42 @@ def _connectable(port: int) -> bool:
 
 # ----- kind: the flow ----------------------------------------------------------------------
 
-@needs_manifest
-def test_kind_creates_installs_waits_forwards_and_deletes(tmp_path, fakes, spy, no_download):
-    workdir = tmp_path / "provider"
-    workdir.mkdir()
-    kubeconfig = workdir / "kind.kubeconfig"
-    with providers.kind_target(kind_settings(), workdir) as t:
-        assert fakes.clusters() == [CLUSTER]
-        assert not any(c[:2] == ["delete", "cluster"] for c in fakes.calls("kind"))
-        assert (t.provider, t.context) == ("kind", CONTEXT)
-        port = int(t.argocd_url.rpartition(":")[2])
-        assert t.argocd_url == f"https://127.0.0.1:{port}" and _connectable(port)
-        assert f"name: {CONTEXT}" in t.kubeconfig.read_text()
-        flattened = t.kubeconfig
-        # images as applied from the pinned manifest
-        pinned = re.search(r"image: (quay.io/argoproj/argocd:\S+)", _manifest().read_text()).group(1)
-        assert t.info["images"]["argocd-server"] == pinned
-
-    # KindCluster always got both executables, so it never downloads (and it did not try)
-    assert spy == [{"kubeconfig": kubeconfig, "kind_path": FAKE_BIN / "kind",
-                    "kubectl_path": Path(shutil.which("kubectl"))}]
-    assert spy[0]["kubectl_path"] == FAKE_BIN / "kubectl"
-    assert no_download == []
-    kind = fakes.calls("kind")
-    assert kind == [
-        ["get", "clusters"],  # the provider: refuse a leftover cluster
-        ["get", "clusters"],  # KindCluster.create
-        ["create", "cluster", f"--name={CLUSTER}", f"--kubeconfig={kubeconfig}"],
-        ["delete", "cluster", f"--name={CLUSTER}", f"--kubeconfig={kubeconfig}"],
-    ]
-    assert fakes.clusters() == []
-    kubectl = fakes.calls("kubectl")
-    kc = ["--kubeconfig", str(kubeconfig)]
-    assert kubectl[0] == [*kc, "create", "namespace", "argocd"]
-    assert kubectl[1] == [*kc, "apply", "-n", "argocd", "--server-side", "-f", str(_manifest())]
-    assert kubectl[2] == [*kc, "-n", "argocd", "rollout", "status", "deployment/argocd-server", "--timeout=300s"]
-    assert kubectl[3] == [*kc, "--context", CONTEXT, "-n", "argocd", "get", "deployments,statefulsets", "-o", "json"]
-    assert kubectl[4] == [*kc, "config", "view", "--minify", "--flatten", "--raw", "--context", CONTEXT]
-    assert kubectl[5][:6] == ["-n", "argocd", "port-forward", "--address", "127.0.0.1", "svc/argocd-server"]
-    assert kubectl[5][6] == f"{port}:443" and kubectl[5][7:] == [*kc, "--context", CONTEXT]
-    assert len(kubectl) == 6
-    # after the session: port-forward stopped, the flattened kubeconfig (credentials) removed
-    assert not _connectable(port)
-    assert not flattened.exists()
+@pytest.fixture
+def no_images(monkeypatch):
+    """The image check and the node image belong to the real kind run (tests/test_kind_*.py):
+    here the fakes only show the cluster's life cycle."""
+    monkeypatch.setattr(providers, "_kind_images", lambda settings: {})
+    monkeypatch.setattr(providers, "_kind_config", lambda workdir: None)
+    monkeypatch.setattr(providers, "_load_images", lambda archives, kind: None)
 
 
-@needs_manifest
-@pytest.mark.parametrize("failing, message", [
-    ({"FAKE_KIND_FAIL_CREATE": "1"}, f"create cluster --name={CLUSTER}"),
-    ({"FAKE_KUBECTL_FAIL": "apply"}, "installing Argo CD failed"),
-    ({"FAKE_KUBECTL_FAIL": "rollout"}, "argocd-server did not become ready"),
-    ({"FAKE_KUBECTL_FAIL": "get"}, "is not usable"),
-    ({"FAKE_KUBECTL_FAIL": "port-forward"}, "port-forward svc/argocd-server failed"),
-], ids=["kind-create", "apply", "wait", "list-deployments", "port-forward"])
-def test_kind_cluster_deleted_when_a_step_fails(tmp_path, fakes, monkeypatch, failing, message):
-    for name, value in failing.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(pytest.UsageError, match=re.escape(message)):
+def test_kind_cluster_deleted_when_creation_fails(tmp_path, fakes, monkeypatch, no_images):
+    monkeypatch.setenv("FAKE_KIND_FAIL_CREATE", "1")
+    with pytest.raises(pytest.UsageError, match=re.escape(f"create cluster --name={CLUSTER}")):
         with providers.kind_target(kind_settings(), tmp_path):
             pytest.fail("the target must not be yielded")
     assert fakes.calls("kind")[-1][:3] == ["delete", "cluster", f"--name={CLUSTER}"]
     assert fakes.clusters() == []
 
 
-@needs_manifest
-def test_kind_cluster_deleted_when_the_session_fails(tmp_path, fakes):
+def test_kind_cluster_deleted_when_the_session_fails(tmp_path, fakes, monkeypatch, no_images):
+    made = []
+
+    def fake_target(stack, settings, kubeconfig, context, **kw):
+        made.append((context, kw))
+        return providers.Target(provider=kw["provider"], kubeconfig=kubeconfig, context=context,
+                                argocd_url="https://127.0.0.1:1", git=providers.GitHost(username="u", token="t"))
+
+    monkeypatch.setattr(providers, "_cluster_target", fake_target)
     with pytest.raises(RuntimeError, match="a test blew up"):
         with providers.kind_target(kind_settings(), tmp_path):
             raise RuntimeError("a test blew up")
+    assert made == [(CONTEXT, {"install": True, "pull": False, "provider": "kind"})]
     assert fakes.calls("kind")[-1][:3] == ["delete", "cluster", f"--name={CLUSTER}"]
     assert fakes.clusters() == []
 
 
-def test_kind_refuses_a_leftover_cluster_and_leaves_it_alone(tmp_path, fakes, spy):
+def test_kind_refuses_a_leftover_cluster_and_leaves_it_alone(tmp_path, fakes, spy, no_images):
     (fakes.dir / "kind.log.clusters").write_text(f"other\n{CLUSTER}\n")
     with pytest.raises(pytest.UsageError, match=re.escape(f"kind delete cluster --name {CLUSTER}")):
         with providers.kind_target(kind_settings(), tmp_path):
@@ -203,13 +166,6 @@ def test_kind_refuses_a_leftover_cluster_and_leaves_it_alone(tmp_path, fakes, sp
     assert fakes.calls("kind") == [["get", "clusters"]]
     assert fakes.calls("kubectl") == [] and spy == []
     assert fakes.clusters() == ["other", CLUSTER]
-
-
-def test_kind_without_git_url_fails_before_creating_anything(tmp_path, fakes, spy):
-    with pytest.raises(pytest.UsageError, match="--git-url"):
-        with providers.kind_target(kind_settings(git_url=None), tmp_path):
-            pass
-    assert fakes.calls("kind") == [] and spy == []
 
 
 @pytest.mark.parametrize("kind_bin", ["/nonexistent/kind", None])
@@ -353,14 +309,11 @@ def argocd_installed(fakes) -> None:
 
 def test_existing_unreachable_seen_by_kube_fixture(pytester, fakes):
     """The fake kubectl says Argo CD is there (so the target opens); the Kubernetes client then
-    cannot reach the API server: the `kube` fixture should say so once."""
+    cannot reach the API server when the peers are deployed: one usage error says so."""
     kc = _kubeconfig(pytester.path / "kc")
     argocd_installed(fakes)
-    out = assert_one_usage_error(run_inner(pytester, "--cluster", "existing", "--kubeconfig", str(kc),
-                                           "--allow-context", "ctx", "--git-url", "https://git.example.invalid/s.git"),
-                                 "is not reachable")
-    assert "cluster at " in out
-    assert any("port-forward" in c for c in fakes.calls("kubectl"))
+    assert_one_usage_error(run_inner(pytester, "--cluster", "existing", "--kubeconfig", str(kc),
+                                     "--allow-context", "ctx"), "is not reachable")
 
 
 def test_existing_without_argocd_names_install(pytester, fakes):
@@ -368,13 +321,6 @@ def test_existing_without_argocd_names_install(pytester, fakes):
     assert_one_usage_error(run_inner(pytester, "--cluster", "existing", "--kubeconfig", str(kc), "--allow-context", "ctx"),
                            "context 'ctx': Argo CD is not installed in namespace argocd", "pass --install")
     assert fakes.calls("kubectl") == [["--kubeconfig", str(kc), "-n", "argocd", "get", "deployments,statefulsets", "-o", "json"]]
-
-
-def test_existing_without_git_url(pytester, fakes):
-    kc = _kubeconfig(pytester.path / "kc")
-    argocd_installed(fakes)
-    assert_one_usage_error(run_inner(pytester, "--cluster", "existing", "--kubeconfig", str(kc), "--allow-context", "ctx"),
-                           "pass --git-url")
 
 
 @pytest.mark.parametrize("kind_bin", [[], ["--kind-bin", "/nonexistent/kind"]], ids=["none-on-path", "missing-path"])

@@ -635,8 +635,12 @@ class GitHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(root: Path, users_file: Path, port: int, host: str = HOST) -> GitHTTPServer:
-    if host != HOST:
-        raise ValueError(f"the git server binds only to {HOST}")
+    from .bind import ALL_INTERFACES, listen_host
+
+    if host == ALL_INTERFACES:
+        listen_host(True)  # every interface only inside a pod
+    elif host != HOST:
+        raise ValueError(f"the git server binds only to {HOST} (or, in a pod, {ALL_INTERFACES})")
     git = shutil.which("git")
     if not git:
         raise RuntimeError("git not found on PATH")
@@ -651,13 +655,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--root", required=True, type=Path, help="directory holding the bare repos <name>.git")
     ap.add_argument("--users", required=True, type=Path, help="JSON users file")
     ap.add_argument("--port", required=True, type=int)
-    ap.add_argument("--host", default=HOST, help=f"only {HOST} is allowed")
+    ap.add_argument("--host", default=HOST, help=f"only {HOST} is allowed (see --in-pod)")
+    ap.add_argument("--in-pod", action="store_true", help="listen on every interface (refused outside a Kubernetes pod)")
     ap.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM) ...")
     ap.add_argument("--tls-key", type=Path, help="... and this key")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if not args.users.exists():
         ap.error(f"users file {args.users} does not exist")
-    srv = make_server(args.root, args.users, args.port, args.host)
+    from .bind import listen_host
+
+    if args.host != HOST:
+        ap.error(f"--host: only {HOST} is allowed (a pod passes --in-pod)")
+    srv = make_server(args.root, args.users, args.port, listen_host(args.in_pod))
     if args.tls_cert:
         import ssl
 
@@ -665,7 +674,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     n = len(Users(args.users).get())
-    log(f"listening on {'https' if args.tls_cert else 'http'}://{HOST}:{srv.server_address[1]}/git/ root={args.root} users={n}")
+    log(f"listening on {'https' if args.tls_cert else 'http'}://{srv.server_address[0]}:{srv.server_address[1]}/git/ root={args.root} users={n}")
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown, daemon=True).start())

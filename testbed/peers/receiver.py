@@ -291,13 +291,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
 
-def make_server(port: int, data_dir: Path, slack_token_sha256: str | None = None) -> ThreadingHTTPServer:
+def make_server(port: int, data_dir: Path, slack_token_sha256: str | None = None,
+                host: str = "127.0.0.1") -> ThreadingHTTPServer:
     handler = type("Handler", (_Handler,), {
         "store": _Store(Path(data_dir)),
         "slack_token_sha256": slack_token_sha256.lower() if slack_token_sha256 else None,
         "ts_counter": itertools.count(1),
     })
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
@@ -307,9 +308,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--slack-token-sha256", default=None, help="hex sha256 of the Slack bot token to accept")
+    p.add_argument("--in-pod", action="store_true", help="listen on every interface (refused outside a Kubernetes pod)")
     args = p.parse_args(argv)
-    server = make_server(args.port, Path(args.data_dir), args.slack_token_sha256)
-    print(f"receiver listening on 127.0.0.1:{args.port}, recording to {Path(args.data_dir) / JSONL_NAME}",
+    from .bind import listen_host
+
+    host = listen_host(args.in_pod)
+    server = make_server(args.port, Path(args.data_dir), args.slack_token_sha256, host)
+    print(f"receiver listening on {host}:{args.port}, recording to {Path(args.data_dir) / JSONL_NAME}",
           file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -163,8 +163,13 @@ def _with_query(url: str, **params: str) -> str:
 
 def upload_blob(base_url: str, repository: str, data: bytes, *, session: requests.Session | None = None) -> str:
     """Upload one blob unless the registry has it (HEAD, POST, PUT ...&digest=); return its digest."""
+    return upload_blob_stream(base_url, repository, io.BytesIO(data), len(data), sha256_digest(data), session=session)
+
+
+def upload_blob_stream(base_url: str, repository: str, stream, size: int, digest: str, *,
+                       session: requests.Session | None = None) -> str:
+    """upload_blob for a blob too big to hold in memory: `stream` is read once, `digest` known."""
     s = session or _session()
-    digest = sha256_digest(data)
     head = s.head(_url(base_url, repository, "blobs", digest), timeout=TIMEOUT)
     if head.status_code == 200:
         return digest
@@ -174,8 +179,8 @@ def upload_blob(base_url: str, repository: str, data: bytes, *, session: request
     if not location:
         raise RegistryError(f"POST {start.url}: 202 without a Location header")
     put = s.put(
-        _with_query(_same_origin(base_url, location), digest=digest), data=data,
-        headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+        _with_query(_same_origin(base_url, location), digest=digest), data=stream,
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         timeout=TIMEOUT)
     _check(put, 201)
     got = put.headers.get("Docker-Content-Digest")

@@ -15,6 +15,13 @@ Control API (what the tests use):
                         (an unknown service is created; success_rate defaults to 1.0)
   GET /rates            -> {"<svc>": {"success_rate": .., "rps": ..}, ...}
   GET /healthz          -> 200
+
+Real traffic (in a cluster, against an application's real pods):
+  PUT /targets/<name>   {"url": "http://myapp.<ns>.svc/", "rps": 20}  -> GET that URL rps times a
+                        second until deleted; what came back is exported as
+                        trafficgen_responses_total{target="<name>",status="200"|"500"|"error"}
+  DELETE /targets/<name>
+  GET /targets          -> {"<name>": {"url": .., "rps": .., "responses": {"200": n, ...}}, ...}
 """
 from __future__ import annotations
 
@@ -104,9 +111,65 @@ class Traffic:
             return {svc: dict(s) for svc, s in self.settings.items()}
 
 
+class Load:
+    """Real requests: one thread per target GETs its URL `rps` times a second."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.targets: dict[str, dict] = {}
+
+    def set(self, name: str, url: str, rps: float) -> dict:
+        self.delete(name)
+        t = {"url": url, "rps": float(rps), "responses": {}, "stop": threading.Event()}
+        with self.lock:
+            self.targets[name] = t
+        threading.Thread(target=self._run, args=(t,), daemon=True).start()
+        return self._public(t)
+
+    def delete(self, name: str) -> bool:
+        with self.lock:
+            t = self.targets.pop(name, None)
+        if t:
+            t["stop"].set()
+        return t is not None
+
+    def _run(self, t: dict) -> None:
+        session = requests.Session()
+        session.trust_env = False  # in-cluster names: never through a proxy
+        period = 1.0 / t["rps"] if t["rps"] > 0 else 1.0
+        nxt = time.monotonic()
+        while not t["stop"].is_set():
+            try:
+                status = str(session.get(t["url"], timeout=2).status_code)
+            except requests.RequestException:
+                status = "error"
+            with self.lock:
+                t["responses"][status] = t["responses"].get(status, 0) + 1
+            nxt += period
+            t["stop"].wait(max(0.0, nxt - time.monotonic()))
+
+    @staticmethod
+    def _public(t: dict) -> dict:
+        return {"url": t["url"], "rps": t["rps"], "responses": dict(t["responses"])}
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {n: self._public(t) for n, t in self.targets.items()}
+
+    def exposition(self) -> list[str]:
+        lines = ["# HELP trafficgen_responses_total Responses to the real requests sent, by target and status.",
+                 "# TYPE trafficgen_responses_total counter"]
+        with self.lock:
+            for name in sorted(self.targets):
+                for status, n in sorted(self.targets[name]["responses"].items()):
+                    lines.append(f'trafficgen_responses_total{{target="{name}",status="{status}"}} {n}')
+        return lines
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     traffic: Traffic
+    load: Load
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if "/metrics" not in (self.path or ""):  # scraped every second: keep the log readable
@@ -123,18 +186,44 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         if path == "/metrics":
-            self._send(200, self.traffic.exposition(), "text/plain; version=0.0.4; charset=utf-8")
+            text = self.traffic.exposition() + "\n".join(self.load.exposition()) + "\n"
+            self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/healthz":
             self._send(200, {"ok": True})
         elif path == "/rates":
             self._send(200, self.traffic.snapshot())
+        elif path == "/targets":
+            self._send(200, self.load.snapshot())
         else:
             self._send(404, {"error": "not found"})
+
+    def do_DELETE(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if not path.startswith("/targets/"):
+            self._send(404, {"error": "DELETE /targets/<name>"})
+            return
+        self._send(200, {"deleted": self.load.delete(urllib.parse.unquote(path[len("/targets/"):]))})
+
+    def _put_target(self, name: str, raw: bytes) -> None:
+        try:
+            body = json.loads(raw or b"{}")
+            url, rps = body.get("url"), body.get("rps", 10)
+            if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+                raise ValueError("url must be an http(s) URL")
+            if not (isinstance(rps, (int, float)) and 0 < rps <= 200):
+                raise ValueError("rps must be a number in (0, 200]")
+        except (ValueError, AttributeError) as e:
+            self._send(400, {"error": str(e)})
+            return
+        self._send(200, {"target": name, **self.load.set(name, url, rps)})
 
     def do_PUT(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if 0 < length <= 65536 else b""
+        if path.startswith("/targets/") and len(path) > len("/targets/"):
+            self._put_target(urllib.parse.unquote(path[len("/targets/"):]), raw)
+            return
         if not path.startswith("/rates/") or len(path) <= len("/rates/"):
             self._send(404, {"error": "PUT /rates/<service>"})
             return
@@ -160,15 +249,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--rps", type=float, default=DEFAULT_RPS, help="requests per second per service")
     p.add_argument("--service", action="append", default=[], help="a service to export from the start (rate 1.0)")
+    p.add_argument("--in-pod", action="store_true", help="listen on every interface (refused outside a Kubernetes pod)")
     args = p.parse_args(argv)
+    from .bind import listen_host
+
+    host = listen_host(args.in_pod)
     traffic = Traffic(args.rps)
     for svc in args.service:
         traffic.set(svc)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), type("Handler", (_Handler,), {"traffic": traffic}))
+    server = ThreadingHTTPServer((host, args.port), type("Handler", (_Handler,), {"traffic": traffic, "load": Load()}))
     server.daemon_threads = True
     ticker = threading.Thread(target=traffic.run, daemon=True)
     ticker.start()
-    print(f"trafficgen listening on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+    print(f"trafficgen listening on {host}:{args.port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -200,6 +293,21 @@ class TrafficClient:
             body["rps"] = rps
         r = requests.put(f"{self.base_url}/rates/{urllib.parse.quote(service, safe='')}", json=body,
                          timeout=self.request_timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def send_requests(self, name: str, url: str, rps: float = 10) -> dict:
+        """Real GETs to `url` (as the traffic source reaches it), `rps` a second, until stop_requests."""
+        r = requests.put(f"{self.base_url}/targets/{urllib.parse.quote(name, safe='')}", json={"url": url, "rps": rps},
+                         timeout=self.request_timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def stop_requests(self, name: str) -> None:
+        requests.delete(f"{self.base_url}/targets/{urllib.parse.quote(name, safe='')}", timeout=self.request_timeout)
+
+    def targets(self) -> dict:
+        r = requests.get(f"{self.base_url}/targets", timeout=self.request_timeout)
         r.raise_for_status()
         return r.json()
 

@@ -1,0 +1,1 @@
+"""Container images for clusters, built offline (see build.py)."""

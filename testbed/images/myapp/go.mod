@@ -1,0 +1,3 @@
+module gitops-conformance.local/myapp
+
+go 1.22

@@ -1,0 +1,64 @@
+"""A kind cluster made for `pytest suites --cluster existing` (CI): the project's node image and
+kind config, every image the manifests name loaded from the built archives, and Step 1
+(fixtures/install.py: the pinned install.yamls, applied unchanged, pull policy adapted to the
+loaded images). The suite then treats it as any cluster of a user's.
+
+    python -m testbed.kind.certify_cluster up NAME KUBECONFIG    create, load, install; print the context
+    python -m testbed.kind.certify_cluster down NAME             delete it
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from . import cluster as kind_cluster, lifecycle, nodeimage
+
+
+def up(name: str, kubeconfig: Path) -> str:
+    import os
+
+    from fixtures import install
+    from fixtures.kube import Kube
+    from fixtures.providers import _kind_images, _load_images  # the same checks and loads as --cluster kind
+    from fixtures.options import Settings
+
+    settings = Settings(cluster="existing", reuse_testbed=None, kubeconfig=None, context=None, engine="argocd",
+                        keep_on_failure=False, timeout_scale=1.0, allow_context=None, install=False, git_url=None,
+                        git_username=None, git_token=None, kind_bin=None, no_webhook=False)
+    archives = _kind_images(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = kind_cluster.write(Path(tmp) / "kind.yaml", nodeimage.node_image_name(), name=name)
+        lifecycle.create(name, config, kubeconfig)
+    lifecycle.wait_ready(kubeconfig)
+    _load_images_named(archives, name)
+    context = f"kind-{name}"
+    install.apply_installs(Kube(kubeconfig, context, dict(os.environ)), pull=False)
+    return context
+
+
+def _load_images_named(archives: dict, name: str) -> None:
+    from testbed.images import kind as kind_load
+
+    kind_load.load(sorted({Path(a) for a in archives.values()}), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m testbed.kind.certify_cluster", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up")
+    u.add_argument("name")
+    u.add_argument("kubeconfig", type=Path)
+    d = sub.add_parser("down")
+    d.add_argument("name")
+    args = ap.parse_args(argv)
+    if args.cmd == "up":
+        print(up(args.name, args.kubeconfig))
+    else:
+        lifecycle.delete(args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
