@@ -40,11 +40,13 @@ install_docker() {
   if [ -x /etc/init.d/docker ]; then /etc/init.d/docker stop >/dev/null 2>&1 || true; fi
 }
 
-# Counts to compare after `stop`: cgroups per controller (/proc/cgroups also counts hierarchies
-# nobody mounted on the host, such as those systemd inside a node mounts), iptables rules.
+# What Docker and kind leave on the host, counted before `start` and after `stop`: cgroups under
+# /docker in every hierarchy (v1 and the v2 "unified" one), Docker's iptables rules, its links
+# (docker0, br-<network>, veth), forwarding. (Other processes' cgroups are not ours to count.)
 snapshot() {
-  awk 'NR>1 {print $1, $3}' /proc/cgroups
-  echo "iptables-rules $(iptables-save 2>/dev/null | grep -c '^-A' || true)"
+  echo "cgroups-under-/docker $(find /sys/fs/cgroup/*/docker -type d 2>/dev/null | wc -l)"
+  echo "iptables-docker-rules $(iptables-save 2>/dev/null | grep -cE 'DOCKER|docker0|br-[0-9a-f]{12}' || true)"
+  echo "docker-links $(ip -o link show 2>/dev/null | grep -cE ': (docker0|br-[0-9a-f]{12}|veth[0-9a-f]+)[@:]' || true)"
   echo "ip_forward $(cat /proc/sys/net/ipv4/ip_forward)"
 }
 
@@ -97,27 +99,16 @@ remove_docker_iptables() {
   done
 }
 
-# Docker (cgroupfs driver) puts every container under /docker in each hierarchy; systemd inside a
-# kind node creates slices there and mounts hierarchies the host never mounted (perf_event,
-# net_cls, ...). Remove the empty cgroups (rmdir refuses populated ones), mounting an unmounted
-# hierarchy briefly to reach them.
+# Docker (cgroupfs driver) puts every container under /docker in each hierarchy, and with
+# --cgroupns=private systemd inside a kind node creates its slices (kubelet, kubepods, system.slice)
+# below that: runc cannot remove them, so they stay, empty. rmdir refuses populated cgroups.
 remove_docker_cgroups() {
-  local mnt name hierarchy tmp
-  for mnt in $(awk '$9 == "cgroup" {print $5}' /proc/self/mountinfo); do
-    [ -d "$mnt/docker" ] && find "$mnt/docker" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  local mnt before
+  before=$(find /sys/fs/cgroup/*/docker -type d 2>/dev/null | wc -l)
+  for mnt in $(awk '$9 == "cgroup" || $9 == "cgroup2" {print $5}' /proc/self/mountinfo); do
+    if [ -d "$mnt/docker" ]; then find "$mnt/docker" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
   done
-  while read -r name hierarchy _; do
-    [ "$hierarchy" = 0 ] && continue
-    if ! awk '$9 == "cgroup" {print $NF}' /proc/self/mountinfo | tr ',' '\n' | grep -qx "$name"; then
-      tmp="$RUN_DIR/cgroup-$name"
-      mkdir -p "$tmp"
-      if mount -t cgroup -o "$name" "cgroup-$name" "$tmp" 2>/dev/null; then
-        [ -d "$tmp/docker" ] && find "$tmp/docker" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-        umount "$tmp"
-      fi
-      rmdir "$tmp" 2>/dev/null || true
-    fi
-  done < <(awk 'NR>1 && $4 == 1 {print $1, $2}' /proc/cgroups)
+  say "removed $((before - $(find /sys/fs/cgroup/*/docker -type d 2>/dev/null | wc -l))) empty cgroups under /docker"
 }
 
 stop() {
@@ -147,10 +138,9 @@ stop() {
     local fwd
     fwd=$(awk '$1 == "ip_forward" {print $2}' "$RUN_DIR/baseline")
     [ -n "$fwd" ] && echo "$fwd" >/proc/sys/net/ipv4/ip_forward
-    say "before start -> after stop (only what differs):"
-    diff --old-line-format='  before: %L' --new-line-format='  after:  %L' --unchanged-line-format='' \
-      "$RUN_DIR/baseline" <(snapshot) >&2 || true
-    diff -q <(cat "$RUN_DIR/baseline") <(snapshot) >/dev/null && say "  nothing: the machine is as before"
+    say "left behind (before start -> after stop):"
+    paste -d' ' "$RUN_DIR/baseline" <(snapshot) \
+      | awk '{printf "  %-24s %s -> %s%s\n", $1, $2, $4, ($2 == $4 ? "" : "  DIFFERS")}' >&2
     rm -f "$RUN_DIR/baseline"
   fi
   say "stopped"

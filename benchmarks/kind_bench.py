@@ -41,14 +41,14 @@ def _used_mib() -> float:
 class PeakSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.base, self.peak, self._stop = _used_mib(), 0.0, threading.Event()
+        self.base, self.peak, self._done = _used_mib(), 0.0, threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._done.wait(0.5):
             self.peak = max(self.peak, _used_mib() - self.base)
 
     def stop(self) -> float:
-        self._stop.set()
+        self._done.set()
         self.join()
         return self.peak
 
@@ -86,10 +86,12 @@ def create_once(image: str) -> dict:
             ready = time.monotonic() - t0
             node_peak = lifecycle.node_memory_peak(name)
         finally:
-            host_peak = sampler.stop()
-            t1 = time.monotonic()
-            lifecycle.delete(name)
-            deleted = time.monotonic() - t1
+            try:
+                host_peak = sampler.stop()
+            finally:
+                t1 = time.monotonic()
+                lifecycle.delete(name)
+                deleted = time.monotonic() - t1
         left = lifecycle.node_containers(name)
     return {"create": created, "ready": ready, "delete": deleted, "host_peak_mib": host_peak,
             "node_peak_mib": node_peak / 2**20 if node_peak else None, "left": left}
