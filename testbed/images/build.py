@@ -167,6 +167,27 @@ def files_layer(spec: ImageSpec, entries: list[oci.Entry]) -> oci.Blob:
     return blob
 
 
+def needed_components(spec: ImageSpec) -> list[str]:
+    """The `testbed build` components a spec takes binaries, assets or names from."""
+    comps = versions.load()
+    out = [c.name for c in comps.values() for f in spec.files if f.binary and f.binary in c.binaries]
+    out += [f.asset.split(":", 1)[0] for f in spec.files if f.asset]
+    out += [n["from_manifest"]["component"] for n in spec.names if "from_manifest" in n]
+    return list(dict.fromkeys(out))
+
+
+def ensure_components(spec: ImageSpec) -> None:
+    """Build (or find cached) what the spec needs from `testbed build`: a no-op when cached."""
+    from testbed import build as binaries
+
+    comps = versions.load()
+    for name in needed_components(spec):
+        try:
+            binaries.build_component(comps[name])
+        except binaries.BuildError as exc:
+            raise ImageBuildError(f"{spec.name}: needs `testbed build {name}`, which failed: {exc}") from None
+
+
 # ---- one spec --------------------------------------------------------------------------------
 
 def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
@@ -175,6 +196,7 @@ def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = []
+    ensure_components(spec)
     with open(logs / f"image-{spec.name}.log", "a") as log:
         try:
             variants = spec.variants()
