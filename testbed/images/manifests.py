@@ -8,6 +8,7 @@ pod would sit in ImagePullBackOff.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -57,11 +58,20 @@ def images_in_docs(docs: Iterable[dict | None]) -> list[str]:
     return list(seen)
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: Argo CD's install.yaml is 1.5 MB
+
+
+@functools.lru_cache(maxsize=32)
+def _images_in_file(path: str, mtime_ns: int) -> tuple[str, ...]:
+    return tuple(images_in_docs(yaml.load_all(Path(path).read_text(), Loader=_Loader)))
+
+
 def images_in_files(paths: Iterable[Path]) -> list[str]:
-    docs: list[dict] = []
+    seen: dict[str, None] = {}
     for p in paths:
-        docs.extend(d for d in yaml.safe_load_all(Path(p).read_text()) if d)
-    return images_in_docs(docs)
+        for ref in _images_in_file(str(p), Path(p).stat().st_mtime_ns):
+            seen.setdefault(ref, None)
+    return list(seen)
 
 
 def known_absent(ref: str) -> tuple[str, str] | None:
