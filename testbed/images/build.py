@@ -230,6 +230,21 @@ def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
     return results
 
 
+def prune_layers() -> list[Path]:
+    """Remove cached layers no archive uses any more (e.g. the Debian layer of a package list
+    that changed). Archives of other versions keep theirs: the cache is keyed by version."""
+    used = set()
+    for stamp in (cache_dir() / "archives").glob("*.tar.json"):
+        used.update(json.loads(stamp.read_text()).get("layers", []))
+    removed = []
+    for meta in (cache_dir() / "layers").glob("*.json"):
+        if json.loads(meta.read_text()).get("digest") not in used:
+            for p in (meta.with_suffix(".tar"), meta):
+                p.unlink(missing_ok=True)
+            removed.append(meta.with_suffix(".tar"))
+    return removed
+
+
 def build_images(names: list[str] | None = None, force: bool = False) -> tuple[list[dict], list[str]]:
     """Build the named specs (default: all). Returns (results, failures as readable lines)."""
     specs = all_specs()
@@ -243,4 +258,7 @@ def build_images(names: list[str] | None = None, force: bool = False) -> tuple[l
         except (ImageBuildError, debian.DebianError, SpecError, OSError) as exc:
             failures.append(f"{name}: {exc}")
             print(f"[{name}] FAILED: {exc}", file=sys.stderr, flush=True)
+    if not failures and not names:  # a full build knows every layer still in use
+        for path in prune_layers():
+            print(f"removed unused layer {path.name}", flush=True)
     return results, failures
