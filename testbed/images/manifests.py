@@ -3,7 +3,11 @@
 A provider calls `check_available(docs)` with the manifests it is about to apply: every image
 they name must be a built archive (or be listed as knowingly absent with the reason and what
 the provider does about it); otherwise one clear error names each missing image, long before a
-pod would sit in ImagePullBackOff.
+pod would sit in ImagePullBackOff. On kind, what it returns is what to load:
+
+    docs = [d for p in install_yamls for d in yaml.safe_load_all(p.read_text()) if d]
+    found = check_available(docs, allow_absent=["ghcr.io/dexidp/dex"])   # dex scaled to 0
+    kind.load(sorted(set(found.archives.values())), cluster)
 """
 from __future__ import annotations
 
