@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("action", choices=["build", "up", "down", "status", "env", "node-image", "kind-config", "images"])
     tb.add_argument("components", nargs="*", help="build/images: only these components or image specs (default: all)")
     tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
-    tb.add_argument("--force", action="store_true", help="build, node-image, images: rebuild even if cached")
+    tb.add_argument("--force", action="store_true", help="build, node-image: rebuild even if cached; images: rewrite "
+                    "the archives (Debian layers stay cached by their inputs)")
     tb.add_argument("--load", metavar="kind:CLUSTER", help="images: load the archives into this kind cluster")
     tb.add_argument("--list", action="store_true", help="images: list every image, its name and archive")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")

@@ -303,3 +303,15 @@ def test_push_archive_to_a_real_registry_keeps_the_digest(tmp_path):
         assert push.push_archive(path, url) == ("example/tiny:v1", digest)  # its own name, blobs not re-sent
     finally:
         sup.stop(reg.name)
+
+
+def test_prune_removes_only_layers_no_archive_uses(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_CONFORMANCE_IMAGES_CACHE", str(tmp_path))
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "archives").mkdir()
+    for name, digest in (("used", "sha256:aa"), ("stale", "sha256:bb")):
+        (tmp_path / "layers" / f"{name}.tar").write_bytes(b"x")
+        (tmp_path / "layers" / f"{name}.json").write_text(json.dumps({"digest": digest, "size": 1}))
+    (tmp_path / "archives" / "img.tar.json").write_text(json.dumps({"layers": ["sha256:aa"]}))
+    assert build.prune_layers() == [tmp_path / "layers" / "stale.tar"]
+    assert sorted(p.name for p in (tmp_path / "layers").iterdir()) == ["used.json", "used.tar"]

@@ -169,3 +169,56 @@ def test_controller_images_run_their_binary(name, argv, expect, tmp_path_factory
     out = run_in(root, argv, user=f"{user}:{user}", env=_env(config))
     assert expect in out.stdout + out.stderr, (out.returncode, out.stdout, out.stderr)
     assert (root / "etc/ssl/certs/ca-certificates.crt").exists()
+
+
+# ---- containerd: what `kind load image-archive` runs on each node ---------------------------
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory):
+    """A private containerd (Debian's package) with its own root, state and socket."""
+    if shutil.which("containerd") is None or shutil.which("ctr") is None:
+        pytest.skip("containerd (Debian package) is not installed")
+    base = tmp_path_factory.mktemp("containerd")
+    sock = base / "containerd.sock"
+    (base / "config.toml").write_text(
+        f'version = 2\nroot = "{base}/root"\nstate = "{base}/state"\n[grpc]\n  address = "{sock}"\n')
+    proc = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=subprocess.DEVNULL,
+                            stderr=open(base / "containerd.log", "w"))
+    ctr = ["ctr", "-a", str(sock), "-n", "k8s.io"]
+    try:
+        for _ in range(100):
+            if subprocess.run([*ctr, "version"], capture_output=True, timeout=10).returncode == 0:
+                break
+            subprocess.run(["sleep", "0.1"])
+        else:
+            pytest.fail(f"containerd did not start: {(base / 'containerd.log').read_text()[-1000:]}")
+        yield ctr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_containerd_imports_every_built_archive_under_its_exact_names(containerd):
+    """`kind load image-archive` runs `ctr --namespace=k8s.io images import --all-platforms --digests`."""
+    built = build.built_archives()
+    if not built:
+        pytest.skip("no image built: run `gitops-conformance testbed images`")
+    for archive in sorted(set(built.values())):
+        out = subprocess.run([*containerd, "images", "import", "--all-platforms", "--digests", str(archive)],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, (archive, out.stderr)
+    listed = subprocess.run([*containerd, "images", "ls", "-q"], capture_output=True, text=True, timeout=60).stdout.split()
+    missing = [ref for ref in built if ref not in listed]
+    assert not missing, f"imported but not listed under their names: {missing}"
+
+
+def test_containerd_runs_the_peers_image(containerd):
+    ref = spec.all_specs()["peers"].variants()[0][0][0]
+    if ref not in build.built_archives():
+        pytest.skip(f"{ref} is not built: run `gitops-conformance testbed images peers`")
+    subprocess.run([*containerd, "images", "import", "--digests", str(build.built_archives()[ref])],
+                   capture_output=True, timeout=600, check=True)
+    out = subprocess.run([*containerd, "run", "--rm", ref, "peers-smoke", "python3", "-c",
+                          "import testbed.peers.gitserver, testbed.peers.receiver, testbed.peers.trafficgen; print('ok')"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

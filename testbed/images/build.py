@@ -167,6 +167,27 @@ def files_layer(spec: ImageSpec, entries: list[oci.Entry]) -> oci.Blob:
     return blob
 
 
+def needed_components(spec: ImageSpec) -> list[str]:
+    """The `testbed build` components a spec takes binaries, assets or names from."""
+    comps = versions.load()
+    out = [c.name for c in comps.values() for f in spec.files if f.binary and f.binary in c.binaries]
+    out += [f.asset.split(":", 1)[0] for f in spec.files if f.asset]
+    out += [n["from_manifest"]["component"] for n in spec.names if "from_manifest" in n]
+    return list(dict.fromkeys(out))
+
+
+def ensure_components(spec: ImageSpec) -> None:
+    """Build (or find cached) what the spec needs from `testbed build`: a no-op when cached."""
+    from testbed import build as binaries
+
+    comps = versions.load()
+    for name in needed_components(spec):
+        try:
+            binaries.build_component(comps[name])
+        except binaries.BuildError as exc:
+            raise ImageBuildError(f"{spec.name}: needs `testbed build {name}`, which failed: {exc}") from None
+
+
 # ---- one spec --------------------------------------------------------------------------------
 
 def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
@@ -175,6 +196,7 @@ def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = []
+    ensure_components(spec)
     with open(logs / f"image-{spec.name}.log", "a") as log:
         try:
             variants = spec.variants()
@@ -208,6 +230,21 @@ def build_spec(spec: ImageSpec, force: bool = False) -> list[dict]:
     return results
 
 
+def prune_layers() -> list[Path]:
+    """Remove cached layers no archive uses any more (e.g. the Debian layer of a package list
+    that changed). Archives of other versions keep theirs: the cache is keyed by version."""
+    used = set()
+    for stamp in (cache_dir() / "archives").glob("*.tar.json"):
+        used.update(json.loads(stamp.read_text()).get("layers", []))
+    removed = []
+    for meta in (cache_dir() / "layers").glob("*.json"):
+        if json.loads(meta.read_text()).get("digest") not in used:
+            for p in (meta.with_suffix(".tar"), meta):
+                p.unlink(missing_ok=True)
+            removed.append(meta.with_suffix(".tar"))
+    return removed
+
+
 def build_images(names: list[str] | None = None, force: bool = False) -> tuple[list[dict], list[str]]:
     """Build the named specs (default: all). Returns (results, failures as readable lines)."""
     specs = all_specs()
@@ -221,4 +258,7 @@ def build_images(names: list[str] | None = None, force: bool = False) -> tuple[l
         except (ImageBuildError, debian.DebianError, SpecError, OSError) as exc:
             failures.append(f"{name}: {exc}")
             print(f"[{name}] FAILED: {exc}", file=sys.stderr, flush=True)
+    if not failures and not names:  # a full build knows every layer still in use
+        for path in prune_layers():
+            print(f"removed unused layer {path.name}", flush=True)
     return results, failures

@@ -3,11 +3,16 @@
 A provider calls `check_available(docs)` with the manifests it is about to apply: every image
 they name must be a built archive (or be listed as knowingly absent with the reason and what
 the provider does about it); otherwise one clear error names each missing image, long before a
-pod would sit in ImagePullBackOff.
+pod would sit in ImagePullBackOff. On kind, what it returns is what to load:
+
+    docs = [d for p in install_yamls for d in yaml.safe_load_all(p.read_text()) if d]
+    found = check_available(docs, allow_absent=["ghcr.io/dexidp/dex"])   # dex scaled to 0
+    kind.load(sorted(set(found.archives.values())), cluster)
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -57,11 +62,20 @@ def images_in_docs(docs: Iterable[dict | None]) -> list[str]:
     return list(seen)
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: Argo CD's install.yaml is 1.5 MB
+
+
+@functools.lru_cache(maxsize=32)
+def _images_in_file(path: str, mtime_ns: int) -> tuple[str, ...]:
+    return tuple(images_in_docs(yaml.load_all(Path(path).read_text(), Loader=_Loader)))
+
+
 def images_in_files(paths: Iterable[Path]) -> list[str]:
-    docs: list[dict] = []
+    seen: dict[str, None] = {}
     for p in paths:
-        docs.extend(d for d in yaml.safe_load_all(Path(p).read_text()) if d)
-    return images_in_docs(docs)
+        for ref in _images_in_file(str(p), Path(p).stat().st_mtime_ns):
+            seen.setdefault(ref, None)
+    return list(seen)
 
 
 def known_absent(ref: str) -> tuple[str, str] | None:
