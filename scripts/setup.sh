@@ -17,6 +17,7 @@ have openssl               || need+=(openssl)
 have gpg                   || need+=(gpg)
 have skopeo                || need+=(skopeo)      # an independent client for the registry tests
 have chromium              || need+=(chromium)    # renders report.html in the browser test
+have debootstrap           || need+=(debootstrap) # the kind node image's Debian base (testbed/kind, offline)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
