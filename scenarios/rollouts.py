@@ -302,3 +302,28 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffi
                                metric_service=metric)
 
     return make
+
+
+def real_traffic_evidence(kube: Kube, metrics, traffic, app: "DeployedRollout") -> str:
+    """What the pods really served (cluster targets): Prometheus' per-pod request counts by
+    status, the traffic source's own tally, the pods and their images, their last log lines."""
+    ns = app.namespace
+    lines = [f"Prometheus {metrics.engine_url}: sum by (service, pod, status) of "
+             f"increase(http_requests_total{{namespace=\"{ns}\"}}[10m])"]
+    try:
+        for s in metrics.series(f'sum by (service, pod, status) (increase(http_requests_total{{namespace="{ns}"}}[10m]))'):
+            m = s["metric"]
+            lines.append(f"  {m.get('service', '?'):<40} {m.get('pod', '?'):<36} status={m.get('status', '?')} "
+                         f"{float(s['value'][1]):.0f}")
+    except Exception as exc:  # evidence only: say why it is missing
+        lines.append(f"  (query failed: {exc})")
+    try:
+        lines.append(f"traffic source: {json.dumps(traffic.client.targets().get(ns, {}))}")
+    except Exception as exc:
+        lines.append(f"traffic source: (unavailable: {exc})")
+    lines.append(kube.kubectl("get", "pods", "-n", ns, "-o", "custom-columns=POD:.metadata.name,IMAGE:.spec.containers[0].image,"
+                              "HASH:.metadata.labels.rollouts-pod-template-hash,READY:.status.containerStatuses[0].ready",
+                              check=False).stdout)
+    logs = kube.kubectl("logs", "-n", ns, "-l", "app=myapp", "--tail=5", "--prefix", "--max-log-requests=20", check=False)
+    lines.append("pod logs (last lines):\n" + (logs.stdout or logs.stderr))
+    return "\n".join(lines)
