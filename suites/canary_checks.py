@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import time
 
+from fixtures.changes import ChangeLog
 from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
@@ -85,20 +86,39 @@ def _decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
 
 
 class Recorder:
-    """Looks at the rollout and remembers the sequence of canary weights and steps it saw."""
+    """Looks at the rollout and remembers the sequence of steps it saw; the canary weights come
+    from a watch on the canary Ingress (every version the Rollouts controller wrote, none missed
+    however slow a poll is: a step's pause is only seconds long)."""
 
     def __init__(self, kube: Kube, namespace: str):
         self.kube, self.namespace = kube, namespace
-        self.weights: list[int] = []
+        self.ingress = ChangeLog(kube, namespace, kinds=("Ingress",)).__enter__()
         self.steps: list[int] = []
         self.first_seen: dict[str, float] = {}  # AnalysisRun -> when first seen still undecided
         self.decided: dict[str, float] = {}     # AnalysisRun -> when first seen Successful/Failed/...
         self.analysis_step_at: float | None = None  # when the new revision reached startingStep
 
+    @property
+    def weights(self) -> list[int]:
+        """The canary weight of every version of the canary Ingress, repeats collapsed."""
+        seen: list[int] = []
+        for c in self.ingress.snapshot():
+            raw = c.annotation(rollouts.WEIGHT_ANNOTATION) if c.name == rollouts.CANARY_INGRESS else None
+            if raw not in (None, "") and c.type != "DELETED" and (not seen or seen[-1] != int(raw)):
+                seen.append(int(raw))
+        return seen
+
+    def close(self) -> None:
+        self.ingress.__exit__(None, None, None)
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def look(self) -> View:
         v = look(self.kube, self.namespace)
-        if v.canary_weight is not None and (not self.weights or self.weights[-1] != v.canary_weight):
-            self.weights.append(v.canary_weight)
         if v.step_index is not None and (not self.steps or self.steps[-1] != v.step_index):
             self.steps.append(v.step_index)
         now = time.monotonic()
@@ -147,60 +167,60 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     tag = traffic.release(app.metric_service, tag, 1.0)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
-    rec = Recorder(kube, app.namespace)
-    sha = _commit_tag(kube, argocd, app, tag, rec)
+    with Recorder(kube, app.namespace) as rec:
+        sha = _commit_tag(kube, argocd, app, tag, rec)
 
-    def promoted() -> Observation:
-        v = rec.look()
-        seen = f"{v.describe()}; weights seen={rec.weights}"
-        if v.status_stale:
-            return checks.pending(f"{_stale(v)}; {seen}")
-        bad = _bad_analysis(v)
-        if bad or v.abort or v.phase == "Degraded":
-            return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
-        if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
-                and v.stable_rs != old.stable_rs):
-            return checks.ok(seen)
-        return checks.pending(seen)
+        def promoted() -> Observation:
+            v = rec.look()
+            seen = f"{v.describe()}; weights seen={rec.weights}"
+            if v.status_stale:
+                return checks.pending(f"{_stale(v)}; {seen}")
+            bad = _bad_analysis(v)
+            if bad or v.abort or v.phase == "Degraded":
+                return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
+            if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
+                    and v.stable_rs != old.stable_rs):
+                return checks.ok(seen)
+            return checks.pending(seen)
 
-    what = f"canary rollout of {new_image} in {app.namespace}"
-    checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                      expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
-                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    walked = [w for w in rec.weights if w > 0]
-    checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
-                  what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
-                  expected=f"the canary Ingress weight rising through {list(rollouts.WEIGHTS[:-1])}",
-                  remediation=REMEDY)
+        what = f"canary rollout of {new_image} in {app.namespace}"
+        checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                          expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
+                                   f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        walked = [w for w in rec.weights if w > 0]
+        checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
+                      what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
+                      expected=f"the canary Ingress weight rising through {list(rollouts.WEIGHTS[:-1])}",
+                      remediation=REMEDY)
 
-    new_hash = look(kube, app.namespace).current_hash
+        new_hash = look(kube, app.namespace).current_hash
 
-    def analysis_done() -> Observation:
-        runs = _runs_of(rec.look(), new_hash)
-        seen = f"analysisruns of revision {new_hash}: " + (", ".join(
-            f"{a['name']}={a['phase'] or 'Pending'} measurements={rollouts.measurements(a)}" for a in runs) or "none")
-        # a background run that only errored still ends "Successful (Run Terminated)": require a
-        # measurement that actually met the success condition
-        if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
-            return checks.ok(seen)
-        if any(a["phase"] in BAD_ANALYSIS + ("Successful",) for a in runs):
-            return checks.failed(seen, "the analysis never measured a success: the rollout was promoted unverified")
-        return checks.pending(seen)
+        def analysis_done() -> Observation:
+            runs = _runs_of(rec.look(), new_hash)
+            seen = f"analysisruns of revision {new_hash}: " + (", ".join(
+                f"{a['name']}={a['phase'] or 'Pending'} measurements={rollouts.measurements(a)}" for a in runs) or "none")
+            # a background run that only errored still ends "Successful (Run Terminated)": require a
+            # measurement that actually met the success condition
+            if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
+                return checks.ok(seen)
+            if any(a["phase"] in BAD_ANALYSIS + ("Successful",) for a in runs):
+                return checks.failed(seen, "the analysis never measured a success: the rollout was promoted unverified")
+            return checks.pending(seen)
 
-    # background analysis ends when the rollout completes; its phase lands just after
-    checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                      remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
+        # background analysis ends when the rollout completes; its phase lands just after
+        checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
+                          remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
-    def settled() -> Observation:
-        v = look(kube, app.namespace)
-        return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
+        def settled() -> Observation:
+            v = look(kube, app.namespace)
+            return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
-    checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
-                      expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
-                               "(Argo CD does not fight the Rollouts controller)")
-    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
+        checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
+                          what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
+                          expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
+                                   "(Argo CD does not fight the Rollouts controller)")
+        return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
 def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
@@ -222,48 +242,48 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     tag = traffic.release(app.metric_service, tag, rate)
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
-    rec = Recorder(kube, app.namespace)
-    _commit_tag(kube, argocd, app, tag, rec)
+    with Recorder(kube, app.namespace) as rec:
+        _commit_tag(kube, argocd, app, tag, rec)
 
-    def aborted() -> Observation:
-        v = rec.look()
-        seen = f"{v.describe()}; weights seen={rec.weights}"
-        if v.status_stale:
-            return checks.pending(f"{_stale(v)}; {seen}")
-        if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
-            return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
-                                       f"did not fail it")
-        runs = _runs_of(v, v.current_hash)
-        if any(a["phase"] in ("Error", "Inconclusive") for a in runs):
-            return checks.failed(seen, "the analysis did not decide Failed: " + (_bad_analysis(v) or ""))
-        ok = v.abort and v.phase == "Degraded" and any(a["phase"] == "Failed" for a in runs)
-        return checks.ok(seen) if ok else checks.pending(seen)
+        def aborted() -> Observation:
+            v = rec.look()
+            seen = f"{v.describe()}; weights seen={rec.weights}"
+            if v.status_stale:
+                return checks.pending(f"{_stale(v)}; {seen}")
+            if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
+                return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
+                                           f"did not fail it")
+            runs = _runs_of(v, v.current_hash)
+            if any(a["phase"] in ("Error", "Inconclusive") for a in runs):
+                return checks.failed(seen, "the analysis did not decide Failed: " + (_bad_analysis(v) or ""))
+            ok = v.abort and v.phase == "Degraded" and any(a["phase"] == "Failed" for a in runs)
+            return checks.ok(seen) if ok else checks.pending(seen)
 
-    what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
-    checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                      expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
-                      if a["phase"] == "Failed")
+        what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
+        checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                          expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
+                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
+                          if a["phase"] == "Failed")
 
-    def old_serves() -> Observation:
-        v = look(kube, app.namespace)
-        svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
-        selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
-        pods = _stable_pods(kube, app.namespace, old.stable_rs)
-        seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
-               f"canary-weight={v.canary_weight}, stable {pods}"
-        ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
-              and f"images=['{old.image}']" in pods and "ready=5" in pods)
-        return checks.ok(seen) if ok else checks.pending(seen)
+        def old_serves() -> Observation:
+            v = look(kube, app.namespace)
+            svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
+            selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
+            pods = _stable_pods(kube, app.namespace, old.stable_rs)
+            seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
+                   f"canary-weight={v.canary_weight}, stable {pods}"
+            ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
+                  and f"images=['{old.image}']" in pods and "ready=5" in pods)
+            return checks.ok(seen) if ok else checks.pending(seen)
 
-    checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
-                      expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    return _decision_seconds(failed_run, rec)
+        checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
+                          expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        return _decision_seconds(failed_run, rec)
 
 
-# ----- the procedure's kubectl argo rollouts commands ---------------------------------------
+    # ----- the procedure's kubectl argo rollouts commands ---------------------------------------
 
 def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""

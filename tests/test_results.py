@@ -481,3 +481,31 @@ def test_live_progress_reaches_stderr_despite_capture(pytester, monkeypatch):
                                            "--report-dir", str(pytester.path / "out"))
     result.assert_outcomes(passed=1)
     assert "waiting for orphan pruned: OutOfSync (" in result.stderr.str()
+
+
+def test_a_distributed_run_writes_one_complete_report(pytester, monkeypatch):
+    """pytest-xdist: the controller collects nothing itself; the workers' reports make the one
+    report, as complete as a serial run's (and a deselected check still leaves its item incomplete)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    _all_items(pytester)
+    report_dir = pytester.path / "out"
+    stale = report_dir / "conformance.json"
+    report_dir.mkdir()
+    stale.write_text('{"verdict": "CERTIFIED"}')
+    result = pytester.runpytest_subprocess("-p", "fixtures.results", "-p", "no:cacheprovider", "-n", "2",
+                                           "--report-dir", str(report_dir), "--deselect",
+                                           "test_rbac.py::test_deployer_can_sync")
+    total = sum(len(inner_runs.declared_names(n)) for n in VALIDATION_ITEMS)
+    result.assert_outcomes(passed=total - 1)
+    report = load(report_dir)
+    assert report["items"]["rbac"]["status"] == "incomplete"
+    assert {n: i["status"] for n, i in report["items"].items() if n != "rbac"} == dict.fromkeys(
+        [n for n in VALIDATION_ITEMS if n != "rbac"], "pass")
+    assert report["verdict"] == "NOT CERTIFIED"
+
+
+def test_an_xdist_group_suffix_is_not_part_of_the_check_name():
+    from fixtures.verdict import test_name
+
+    assert test_name("suites/test_x.py::test_y[p]@notifications-config") == "test_y[p]"
+    assert test_name("suites/test_x.py::test_y[a@b]") == "test_y[a@b]"
