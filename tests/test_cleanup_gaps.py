@@ -86,30 +86,31 @@ def test_keep_on_failure_keeps_own_objects_and_restores_shared_settings(argocd, 
     assert cm_after == cm_before and secret_after.keys() == secret_before.keys()
 
 
-def test_registry_repositories_and_deploy_keys_are_removed(target, tracker, unique, deploy_key, git_repo, tmp_path):
+def test_registry_repositories_and_deploy_keys_are_removed(target, registry, tracker, unique, deploy_key, git_repo,
+                                                           tmp_path):
     from scenarios import image_updater as iu
-    from testbed.peers import registry, sshgit
+    from testbed.peers import registry as oci, sshgit
 
-    base = f"http://{target.registry}"
-    image = iu.new_image(target, unique, tracker)
+    base = registry.api_url
+    image = iu.new_image(registry, unique, tracker)
     image.push("v1.0.0")
     repo = git_repo("keys")
     deploy_key(repo)
-    authorized = sshgit._paths(target.git.state_dir)["authorized_keys"]
-    assert image.repository in registry.list_repositories(base)
+    authorized = sshgit._paths(target.info["testbed_state_dir"])["authorized_keys"]
+    assert image.repository in oci.list_repositories(base)
     assert names.run_label() in authorized.read_text()
 
     assert tracker.cleanup() == []  # what the test's teardown does
     tracker.finalizers.clear()
-    assert image.repository not in registry.list_repositories(base)
+    assert image.repository not in oci.list_repositories(base)
     assert names.run_label() not in authorized.read_text()
 
     # a killed test never reaches its teardown: the session sweep finds them by the run label
     stray = f"{names.run_label()}/{unique('stray')}/myapp"
-    registry.push_image(base, stray, "v1.0.0")
+    oci.push_image(base, stray, "v1.0.0")
     _, pub = sshgit.generate_keypair(tmp_path, "stray", comment=names.run_label())
-    sshgit.add_authorized_key(target.git.state_dir, pub, read_only=True)
-    swept = cleanup.sweep_testbed_peers(target.git.state_dir, base)
+    sshgit.add_authorized_key(target.info["testbed_state_dir"], pub, read_only=True)
+    swept = cleanup.sweep_testbed_peers(target.info["testbed_state_dir"], base)
     assert f"registry repository {stray}" in swept and "1 SSH deploy key(s)" in swept, swept
-    assert stray not in registry.list_repositories(base)
+    assert stray not in oci.list_repositories(base)
     assert names.run_label() not in authorized.read_text()
