@@ -81,6 +81,12 @@ def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str | None, 
     return app
 
 
+# The infra children are stand-ins (a CRD and a controller Deployment, a local chart), not
+# cert-manager and external-secrets: their pods run myapp's image, which every provider has
+# (a cluster runs them for real; upstream's controller images are not built offline)
+STAND_IN_IMAGE = f"{myapp.DEFAULT_IMAGE}:v1.0.0"
+
+
 def _cert_manager_stand_in(group: str) -> dict[str, object]:
     """A CRD plus a controller Deployment: what an infra app like cert-manager installs first."""
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -92,7 +98,7 @@ def _cert_manager_stand_in(group: str) -> dict[str, object]:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cert-manager"},
               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "cert-manager"}},
                        "template": {"metadata": {"labels": {"app": "cert-manager"}},
-                                    "spec": {"containers": [{"name": "controller", "image": "quay.io/jetstack/cert-manager-controller:v1.13.0"}]}}}}
+                                    "spec": {"containers": [{"name": "controller", "image": STAND_IN_IMAGE}]}}}}
     return {"infra-src/cert-manager/crd.yaml": crd, "infra-src/cert-manager/deployment.yaml": deploy}
 
 
@@ -100,7 +106,7 @@ def _external_secrets_chart() -> dict[str, str]:
     """A small local Helm chart (the repo-server renders it with helm, as for a chart repo)."""
     return {
         "charts/external-secrets/Chart.yaml": "apiVersion: v2\nname: external-secrets\nversion: 0.9.0\n",
-        "charts/external-secrets/values.yaml": "replicas: 1\nimage: ghcr.io/external-secrets/external-secrets:v0.9.0\n",
+        "charts/external-secrets/values.yaml": f"replicas: 1\nimage: {STAND_IN_IMAGE}\n",
         "charts/external-secrets/templates/deployment.yaml": (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
             "  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: external-secrets}\n"

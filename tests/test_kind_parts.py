@@ -25,7 +25,8 @@ def test_config_for_our_node_image_disables_default_cni_and_names_our_etcd(monke
     assert cfg["nodes"] == [{"role": "control-plane", "image": nodeimage.node_image_name()}]
     assert cfg["networking"] == {"disableDefaultCNI": True, "podSubnet": nodeimage.POD_SUBNET}
     patches = [yaml.safe_load(p) for p in cfg["kubeadmConfigPatches"]]
-    assert patches == [{"kind": "ClusterConfiguration", "etcd": {"local": {"imageTag": images.etcd_image_tag()}}}]
+    assert patches == [{"kind": "ClusterConfiguration", "etcd": {"local": {"imageTag": images.etcd_image_tag()}}},
+                       {"kind": "KubeletConfiguration", "imagePullCredentialsVerificationPolicy": "NeverVerify"}]
     assert "containerdConfigPatches" not in cfg  # a normal machine: no quirk
 
 

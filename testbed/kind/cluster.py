@@ -38,6 +38,7 @@ def cluster_config(node_image: str | None, *, name: str | None = None) -> dict:
     if name:
         config["name"] = name
     kubeadm_patches: list[str] = []
+    kubelet: dict = {}  # one KubeletConfiguration patch
     containerd_patches: list[str] = []
     if node_image:
         node["image"] = node_image
@@ -50,15 +51,22 @@ def cluster_config(node_image: str | None, *, name: str | None = None) -> dict:
             "kind": "ClusterConfiguration",
             "etcd": {"local": {"imageTag": images.etcd_image_tag()}},
         }, sort_keys=False))
+        # its images are loaded from archives, and the suite's registry serves myapp's same
+        # bytes under another name: kubelet >= 1.33 (KEP-2535) then re-pulls a loaded image
+        # whose ID it once pulled under another name ("ghcr.io/username/myapp:v1.0.0" after
+        # "localhost:<port>/myapp:v1.0.0", ErrImagePull), so IfNotPresent trusts what is present
+        kubelet["imagePullCredentialsVerificationPolicy"] = "NeverVerify"
     if host_is_cgroup_v1():
         # MACHINE QUIRK (cgroup v1 host): kubelet >= 1.35 refuses to start on cgroup v1 unless
         # failCgroupV1 is false. Never added on a cgroup v2 host.
-        kubeadm_patches.append(yaml.safe_dump({"kind": "KubeletConfiguration", "failCgroupV1": False}, sort_keys=False))
+        kubelet["failCgroupV1"] = False
     if not host_can_lower_oom_score_adj():
         # MACHINE QUIRK (no CAP_SYS_RESOURCE in the bounding set): runc fails every CRI pod with
         # "nsexec: failed to update /proc/self/oom_score_adj: Permission denied" unless
         # containerd keeps oom_score_adj at or above its own (kind sets this itself under userns).
         containerd_patches.append('[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n')
+    if kubelet:
+        kubeadm_patches.append(yaml.safe_dump({"kind": "KubeletConfiguration", **kubelet}, sort_keys=False))
     config["nodes"] = [node]
     if kubeadm_patches:
         config["kubeadmConfigPatches"] = kubeadm_patches
