@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -52,17 +50,11 @@ def main() -> int:
     ap.add_argument("--parallel-only", action="store_true", help="skip the serial runs (e.g. 10 runs in a row)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from testbed.stack import Testbed
+    from benchmarks.warm import print_header, warm_testbed
 
-    print(f"date     {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-    print(f"machine  {os.cpu_count()} CPU(s), {platform.platform()}, Python {platform.python_version()}")
-    state = args.reuse_testbed or Path(tempfile.mkdtemp(prefix="certify-bench-"))
-    tb = Testbed(state, out=lambda line: None)
-    started = not tb.is_up()
-    if started:
-        tb.up()
+    print_header()
     medians = {}
-    try:
+    with warm_testbed(args.reuse_testbed, "certify-bench-") as state:
         modes = [("parallel", args.workers)] if args.parallel_only else [("serial", 0), ("parallel", args.workers)]
         for mode, workers in modes:
             times = []
@@ -73,9 +65,6 @@ def main() -> int:
             medians[mode] = statistics.median(times)
             print(f"{mode}: median {medians[mode]:.1f}s over {args.runs} run(s) "
                   f"(min {min(times):.1f}, max {max(times):.1f})", flush=True)
-    finally:
-        if started:
-            tb.down(quiet=True)
     if "serial" in medians:
         print(f"ratio serial/parallel: {medians['serial'] / medians['parallel']:.2f}")
     print(f"parallel target <= {TARGET_S:.0f}s: {'meets' if medians['parallel'] <= TARGET_S else 'MISSES'}")

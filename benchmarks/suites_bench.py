@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,16 +47,10 @@ def main() -> int:
     ap.add_argument("--reuse-testbed", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from testbed.stack import Testbed
+    from benchmarks.warm import print_header, warm_testbed
 
-    print(f"date     {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-    print(f"machine  {os.cpu_count()} CPU(s), {platform.platform()}, Python {platform.python_version()}")
-    state = args.reuse_testbed or Path(tempfile.mkdtemp(prefix="suites-bench-"))
-    tb = Testbed(state, out=lambda line: None)
-    started = not tb.is_up()
-    if started:
-        tb.up()
-    try:
+    print_header()
+    with warm_testbed(args.reuse_testbed, "suites-bench-") as state:
         for name, (items, target) in GROUPS.items():
             times = []
             for i in range(args.runs):
@@ -69,9 +61,6 @@ def main() -> int:
             verdict = "meets" if median <= target else "MISSES"
             print(f"{name}: median {median:.1f}s over {args.runs} run(s) (min {min(times):.1f}, max {max(times):.1f}); "
                   f"target <= {target}s: {verdict}")
-    finally:
-        if started:
-            tb.down(quiet=True)
     return 0
 
 

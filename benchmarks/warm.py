@@ -1,0 +1,34 @@
+"""Shared by the benchmarks that time the suites on a warm testbed: the header they print and
+the testbed they run against (given, or started once and stopped at the end)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+def print_header() -> None:
+    print(f"date     {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"machine  {os.cpu_count()} CPU(s), {platform.platform()}, Python {platform.python_version()}",
+          flush=True)
+
+
+@contextlib.contextmanager
+def warm_testbed(given: Path | None, prefix: str) -> Iterator[Path]:
+    """The state dir of a running testbed: `given` as it is, else one started now and stopped after."""
+    from testbed.stack import Testbed
+
+    state = given or Path(tempfile.mkdtemp(prefix=prefix))
+    tb = Testbed(state, out=lambda line: None)
+    started = not tb.is_up()
+    if started:
+        tb.up()
+    try:
+        yield state
+    finally:
+        if started:
+            tb.down(quiet=True)
