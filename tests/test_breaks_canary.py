@@ -71,7 +71,7 @@ def test_cli_checks_fail_when_rollouts_controller_is_stopped(deploy_rollout, kub
     each command exits 0 and nothing happens: each check fails within its bound and the diagnosis
     names the stopped controller."""
     app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
-    traffic.set_success_rate(app.metric_service, 1.0)
+    traffic.release(app.metric_service, "v1.1.0", 1.0)
     stable = rollouts.look(kube, app.namespace)
     canary_checks.set_image_pauses(kube, argocd, app, "v1.1.0")  # paused at 20%, the controller still up
     with testbed_handle.stopped("rollouts-controller"):

@@ -56,7 +56,7 @@ def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argo
                                                         unique, testbed_handle):
     """Step 4's staging app set up as the procedure says, but argocd-image-updater is not running:
     nothing pins the digest, and the failure names the stopped component first."""
-    image = iu.new_image(target.registry, unique)
+    image = iu.new_image(target.registry, unique, tracker)
     digests = image.push(*iu.TAGS)
     prod = deploy_myapp(image=image.name)
     staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
