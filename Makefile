@@ -21,7 +21,7 @@ test: setup
 
 # The harness's fast tests only (no testbed, no cluster)
 unit:
-	$(PYTHON) -m pytest tests -m "not testbed and not browser and not kind" -p no:cacheprovider
+	$(PYTHON) -m pytest tests -m "not testbed and not browser and not kind and not images" -p no:cacheprovider
 
 bench: setup
 	$(PYTHON) -m benchmarks.testbed_bench

@@ -160,7 +160,7 @@ def test_prometheus_image_starts_and_answers_queries(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, argv, expect", [
-    ("rollouts", ["/bin/rollouts-controller", "version"], "v1.9.2"),
+    ("rollouts", ["/bin/rollouts-controller", "--version"], "v1.9.2"),
     ("image-updater", ["/usr/local/bin/argocd-image-updater", "version"], "v0.12.2"),
 ])
 def test_controller_images_run_their_binary(name, argv, expect, tmp_path_factory):

@@ -15,7 +15,9 @@ ${GITOPS_CONFORMANCE_CACHE:-~/.cache/gitops-conformance}/images:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import glob
 import hashlib
 import json
@@ -245,8 +247,41 @@ def prune_layers() -> list[Path]:
     return removed
 
 
+LOCK_TIMEOUT = 3600  # another checkout's build of the same cache finishes first
+
+
+@contextlib.contextmanager
+def _cache_lock():
+    """One image build at a time per cache: builds from several checkouts share it, and a full
+    build prunes layers that a concurrent build may have just written."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / "build.lock", "w") as fh:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        told = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ImageBuildError(f"another image build held {cache_dir() / 'build.lock'} for {LOCK_TIMEOUT}s")
+                if not told:
+                    print(f"waiting for another image build using {cache_dir()} ...", flush=True)
+                    told = True
+                time.sleep(2)
+        yield
+
+
 def build_images(names: list[str] | None = None, force: bool = False) -> tuple[list[dict], list[str]]:
     """Build the named specs (default: all). Returns (results, failures as readable lines)."""
+    try:
+        with _cache_lock():
+            return _build_images(names, force)
+    except ImageBuildError as exc:  # the lock's bounded wait ran out
+        return [], [str(exc)]
+
+
+def _build_images(names: list[str] | None, force: bool) -> tuple[list[dict], list[str]]:
     specs = all_specs()
     unknown = [n for n in names or [] if n not in specs]
     if unknown:
