@@ -94,13 +94,13 @@ def test_rbac_check_fails_when_a_role_grants_sync_to_everyone(production_project
 
 
 @pytest.mark.breaks("suites.repo_auth_checks.add_is_refused")
-def test_refusal_check_fails_when_the_credential_is_accepted(git_repo, argocd):
+def test_refusal_check_fails_when_the_credential_is_accepted(git_repo, argocd, kube):
     """The "wrong token is refused" check, handed a token that is right: `argocd repo add` succeeds
     and the check must say it was not refused."""
     repo = git_repo("auth-not-bad")
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
-    result = repos.register_https(argocd, repo, check=False)  # the real token
+    result = repos.register_https(argocd, kube, repo, check=False)  # the real token
     message = fails_within(repo_auth_checks.add_is_refused, result, "argocd repo add with a wrong token",
                            ("authentication", "auth", "401", "credentials"), bound=1)
     assert "argocd repo add refuses the repository" in message and "exit 0" in message, message
