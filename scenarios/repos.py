@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from fixtures import cleanup, names, redact
+from fixtures import checks, cleanup, names, redact
 from fixtures.argocd import ArgoCD
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
@@ -47,35 +47,68 @@ def label_repository_secret(kube: Kube, namespace: str, url: str) -> list[str]:
     return found
 
 
-def add_known_host(argocd: ArgoCD, known_hosts_line: str) -> None:
-    """`argocd cert add-ssh --batch`: the Git server's host key, so SSH repos can be verified."""
+def add_known_host(argocd: ArgoCD, known_hosts_line: str, target=None) -> None:
+    """`argocd cert add-ssh --batch`: the Git server's host key, so SSH repos can be verified.
+    With `target`, also waits until the repo-server reads it (a ConfigMap volume: see
+    repo_server_knows)."""
     with tempfile.NamedTemporaryFile("w", suffix=".known_hosts", delete=False) as f:
         f.write(known_hosts_line.strip() + "\n")
     try:
         argocd.cli("cert", "add-ssh", "--batch", "--from", f.name, "--upsert")
     finally:
         Path(f.name).unlink(missing_ok=True)
+    if target is not None:
+        repo_server_knows(target, known_hosts_line.split()[0], True)
 
 
 def remove_known_host(argocd: ArgoCD, host: str) -> None:
     argocd.cli("cert", "rm", host, "--cert-type", "ssh", check=False)
 
 
+def _names_host(line: str, host: str) -> bool:
+    return bool(line.strip()) and not line.startswith("#") and host in line.split(" ", 1)[0].split(",")
+
+
 def known_host_lines(kube: Kube, namespace: str, host: str) -> list[str]:
     """The lines of Argo CD's known hosts (argocd-ssh-known-hosts-cm) that name `host`."""
     data = (kube.get("configmap", KNOWN_HOSTS_CM, namespace) or {}).get("data") or {}
-    return [line for line in data.get("ssh_known_hosts", "").splitlines()
-            if line.strip() and not line.startswith("#") and host in line.split(" ", 1)[0].split(",")]
+    return [line for line in data.get("ssh_known_hosts", "").splitlines() if _names_host(line, host)]
 
 
-def untrust_host(argocd: ArgoCD, kube: Kube, host: str) -> Callable[[], None]:
-    """`argocd cert rm HOST --cert-type ssh`; returns what puts its known-hosts lines back."""
+# The kubelet refreshes a ConfigMap volume at its sync period (1 min by default) plus its cache's
+# TTL; the repo-server reads only the file. Measured on kind: tens of seconds.
+KNOWN_HOSTS_PROPAGATION = 150.0
+
+
+def repo_server_knows(target, host: str, present: bool, timeout: float = KNOWN_HOSTS_PROPAGATION) -> None:
+    """Waits until the known hosts file the repo-server reads names `host` (present) or no longer
+    does, so what follows tests Argo CD's behaviour, not the volume's refresh."""
+    if target.repo_server_file is None:
+        return
+
+    def probe() -> checks.Observation:
+        text = target.repo_server_file(KNOWN_HOSTS_CM, "ssh_known_hosts")
+        named = text is not None and any(_names_host(line, host) for line in text.splitlines())
+        seen = f"the repo-server's ssh_known_hosts {'names' if named else 'does not name'} {host}"
+        return checks.ok(seen) if named == present else checks.pending(seen)
+
+    checks.eventually(probe, timeout=timeout, what=f"{KNOWN_HOSTS_CM} as the repo-server reads it",
+                      expected=f"{host} {'present' if present else 'absent'} in /app/config/ssh/ssh_known_hosts",
+                      remediation="the kubelet refreshes ConfigMap volumes (argocd-ssh-known-hosts-cm is one) "
+                                  "within about a minute; check the repo-server pod's mounts and the kubelet")
+
+
+def untrust_host(argocd: ArgoCD, kube: Kube, host: str, target=None) -> Callable[[], None]:
+    """`argocd cert rm HOST --cert-type ssh`; returns what puts its known-hosts lines back. With
+    `target`, both wait until the repo-server's file shows the change."""
     saved = known_host_lines(kube, argocd.namespace, host)
     remove_known_host(argocd, host)
+    if target is not None:
+        repo_server_knows(target, host, False)
 
     def restore_known_host() -> None:
         for line in saved:
-            add_known_host(argocd, line)
+            add_known_host(argocd, line, target)
 
     return restore_known_host
 

@@ -229,11 +229,13 @@ def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: No
 def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
                     timeout: float = DELIVERY) -> tuple[dict, float]:
     """`argocd admin notifications template notify app-sync-failed <app> --recipient slack:<channel>`
-    delivers on demand (the CLI reads the ConfigMap/Secret via kubeconfig, sends from the runner).
+    delivers on demand (the CLI reads the ConfigMap/Secret and sends itself).
     Returns (the post, seconds from the command to receipt)."""
     t0 = time.time()
-    proc = argocd.cli("admin", "notifications", "template", "notify", "app-sync-failed", app_name,
-                      "--recipient", f"slack:{n.channel}", "-n", target.argocd_namespace, check=False, timeout=60)
+    # where the notifications controller runs (its pod on a cluster: the Slack API it posts to
+    # has an in-cluster name), as Argo CD's notifications docs run it
+    proc = target.notifications_cli(argocd, "template", "notify", "app-sync-failed", app_name,
+                                    "--recipient", f"slack:{n.channel}", "-n", target.argocd_namespace, timeout=60)
     # the CLI exits 0 even when delivery failed; its "failed to notify" line says why
     lines = (proc.stdout + proc.stderr).splitlines()
     errors = [ln.strip()[-300:] for ln in lines if "failed to notify" in ln or '"level":"error"' in ln]

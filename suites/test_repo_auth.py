@@ -24,7 +24,7 @@ def test_ssh_deploy_key_connection_is_successful(git_repo, argocd, kube, target,
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
     key, url = deploy_key(repo)
-    repos.add_known_host(argocd, target.git.ssh_known_hosts)
+    repos.add_known_host(argocd, target.git.ssh_known_hosts, target)
     repos.register_ssh(argocd, kube, url, key)
     seen = repo_auth_checks.connection_successful(argocd, url, "SSH with a deploy key")
     record_check("ssh deploy key connection", "Successful", seen, True)
@@ -48,7 +48,7 @@ def test_unknown_host_key_is_refused_readably(git_repo, argocd, kube, target, tr
     key, url = deploy_key(repo)
     host = target.git.ssh_known_hosts.split()[0]
     # the Git server's key is not (or no longer) trusted; trusted again at teardown, as before
-    tracker.restores.append(repos.untrust_host(argocd, kube, host))
+    tracker.restores.append(repos.untrust_host(argocd, kube, host, target))
     result = repos.register_ssh(argocd, kube, url, key, check=False)
     seen = repo_auth_checks.add_is_refused(result, "argocd repo add over SSH with an unknown host key",
                                            ("host key", "knownhosts", "known_hosts", "key is unknown"))

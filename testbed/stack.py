@@ -44,6 +44,12 @@ class Testbed:
     def layout(self) -> Layout:
         return Layout.load(self.state_dir)
 
+    def mounted_config(self, configmap: str) -> Path:
+        """The directory the ConfigMap mounter writes `configmap`'s keys to (Argo CD's files)."""
+        from testbed.mounter import MOUNTS
+
+        return self.layout.dir("argocd", MOUNTS[configmap])
+
     def is_up(self) -> bool:
         if not (self.state_dir / "state.json").exists():
             return False
