@@ -34,10 +34,9 @@ from . import applications, myapp, repos
 # ---- test timings: the procedure's steps, shortened so a run takes seconds ---------------
 CANARY_PAUSE = "2s"        # procedure: pause {duration: 5m} between weights
 ANALYSIS_INTERVAL = "3s"   # procedure: interval: 1m
-# procedure: rate(...[1m]). Shortened, but not below 20s: Prometheus scrapes every 1-2s, and a
-# window in which a starved traffic source sent the canary nothing is 0/0 = NaN, which fails a
-# measurement as surely as errors do (seen on kind at load 36 with 10s)
-RATE_WINDOW = "20s"
+# procedure: rate(...[1m]). Prometheus scrapes every 1-2s; a short window keeps the stable pods'
+# samples (the canary Service selected them before the update) from diluting a failing canary's
+RATE_WINDOW = "10s"
 # The procedure's successCondition compares `result`, but Rollouts' Prometheus provider hands a
 # vector query's result over as a list ([]float64): every measurement then Errors with
 # "invalid operation: >= (mismatched types []float64 and float64)" and a background analysis

@@ -19,10 +19,19 @@ from fixtures.providers import Target
 from scenarios import image_updater as iu
 from scenarios.fixtures import DeployedApp
 
-# Bounds (seconds, before --timeout-scale): one updater interval (testbed 5s) + Argo CD
-# noticing the updater's commit by polling (testbed 30s; the updater sends no webhook) + sync.
-# A stock install (2m interval, 3m polling) needs --timeout-scale 3.
-PROMOTION = 120.0
+# Bound (seconds, before --timeout-scale): one updater interval + Argo CD noticing the updater's
+# commit by polling (the updater sends no webhook) + this margin for the sync and the rollout.
+# Testbed (5s, 30s): 120s. A stock install (2m, 3m): 385s.
+PROMOTION_MARGIN = 85.0
+
+
+def promotion_bound(target: Target) -> float:
+    """The wait for a promotion, from the intervals the engine is configured with."""
+    from fixtures.install import DEFAULT_INTERVALS
+
+    intervals = {**DEFAULT_INTERVALS, **target.intervals}
+    return intervals["image_updater"] + intervals["reconciliation"] + PROMOTION_MARGIN
+
 LOG = "argocd-image-updater"
 DIAGNOSE = diagnose.components(diagnose.IMAGE_UPDATER, diagnose.APP_CONTROLLER, diagnose.REPO_SERVER)
 _MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
@@ -97,7 +106,7 @@ def written_back(app: DeployedApp) -> str:
 
 
 def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, *,
-             allowed: Callable[[str], bool], start_tag: str = "v1.0.0", timeout: float = PROMOTION) -> float:
+             allowed: Callable[[str], bool], start_tag: str = "v1.0.0", timeout: float | None = None) -> float:
     """Semver + git write-back: a commit by argocd-image-updater writes `image:tag` to Git and
     the Deployment runs it; a tag the annotations exclude must never appear. Returns seconds."""
     want = f"{image.name}:{tag}"
@@ -123,7 +132,7 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
     checks.eventually(
-        probe, timeout=timeout, what=f"Image Updater promotion of {app.name} to {tag}",
+        probe, timeout=timeout or promotion_bound(target), what=f"Image Updater promotion of {app.name} to {tag}",
         expected=f"a commit by {iu.UPDATER_AUTHOR} writing {want} to {iu.prod_path_file(app.name)} and "
                  f"Deployment myapp running it (never an excluded tag)",
         remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,
@@ -132,7 +141,7 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
 
 
 def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, digest: str, *,
-                    timeout: float = PROMOTION) -> float:
+                    timeout: float | None = None) -> float:
     """Digest + argocd write-back: the Application's spec.source.kustomize.images pins `tag`'s
     current digest and the Deployment runs it. Returns seconds."""
     t0 = time.monotonic()
@@ -149,7 +158,7 @@ def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.Regi
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
     checks.eventually(
-        probe, timeout=timeout, what=f"Image Updater digest tracking of {image.name}:{tag} in {app.name}",
+        probe, timeout=timeout or promotion_bound(target), what=f"Image Updater digest tracking of {image.name}:{tag} in {app.name}",
         expected=f"spec.source.kustomize.images pinning {tag}@{digest[:19]}... and Deployment myapp running that digest",
         remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,
         diagnose=DIAGNOSE)

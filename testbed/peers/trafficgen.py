@@ -134,15 +134,18 @@ class Load:
         return t is not None
 
     def _run(self, t: dict) -> None:
-        session = requests.Session()
-        session.trust_env = False  # in-cluster names: never through a proxy
         period = 1.0 / t["rps"] if t["rps"] > 0 else 1.0
         nxt = time.monotonic()
         while not t["stop"].is_set():
-            try:
-                status = str(session.get(t["url"], timeout=2).status_code)
-            except requests.RequestException:
-                status = "error"
+            # a new connection per request: a Service balances connections, not requests (kube-proxy
+            # picks an endpoint per connection), so a kept-alive one would pin every request to one
+            # pod and the canary would see no traffic at all; like users, each request picks anew
+            with requests.Session() as session:
+                session.trust_env = False  # in-cluster names: never through a proxy
+                try:
+                    status = str(session.get(t["url"], timeout=2, headers={"Connection": "close"}).status_code)
+                except requests.RequestException:
+                    status = "error"
             with self.lock:
                 t["responses"][status] = t["responses"].get(status, 0) + 1
             nxt += period
