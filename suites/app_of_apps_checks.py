@@ -1,11 +1,14 @@
 """Checks for app_of_apps (procedure step 3): the root creates every child, children follow
 Git (added ones appear, removed ones are pruned), and the sync waves put infra first.
 
-The wave order is proven from observations, not inferred from configuration: while the
-root syncs, every child is polled a few times a second and the moments it first exists and
-first reports Healthy are recorded; every app child must appear at a later poll than the
-one that saw every infra child Healthy. Argo CD's own timestamps (creationTimestamp, the
-first sync's startedAt/finishedAt, health.lastTransitionTime) must agree, strictly.
+The wave order is proven from what the cluster did, not inferred from configuration: a watch
+on the Applications, begun before the root exists, records the write that created each child
+and the first write that reported it Healthy; the API server's resourceVersions (etcd
+revisions: one strictly increasing sequence, as PruneLast's check uses) must put every app
+child's creation after every infra child's Healthy. Polling could not decide that under load
+(one slow poll sees both at once). Argo CD's own timestamps (creationTimestamp, the first
+sync's startedAt/finishedAt, health.lastTransitionTime) must agree, strictly. The polled
+times stay in the evidence for people.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import datetime as dt
 import time
 
 from fixtures import checks, diagnose, hints, probes
+from fixtures.changes import ChangeLog
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.engine import argocd_app_state
@@ -99,28 +103,61 @@ def _infra_healthy_at(app: dict) -> tuple[str | None, str]:
     return finished, "first sync finishedAt"
 
 
-def waves_put_infra_first(layout: AppOfApps, timeline: Timeline) -> str:
-    """Strictly infra first, proven twice, both sides present (a missing time is a failure):
-    observed: every app child first appeared at a later poll than the one that saw the last
-    infra child Healthy (same poll = a tie at the polling resolution: not a pass);
+def watched_order(layout: AppOfApps, log: ChangeLog) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """From the Application watch: (infra child -> resourceVersion of its first Healthy write,
+    app child -> resourceVersion of its creation, what is missing). An infra child already
+    Healthy when the watch began counts at the watch's start (an upper bound)."""
+    healthy, created, missing = {}, {}, []
+    began = log.listed_at.get("Application", 0)
+    for n in layout.infra:
+        if ((log.initial.get(("Application", n)) or {}).get("status") or {}).get("health", {}).get("status") == "Healthy":
+            healthy[n] = began
+            continue
+        change = log.first("Application", n, lambda c: c.type != "DELETED" and c.health == "Healthy")
+        if change:
+            healthy[n] = change.resource_version
+        else:
+            missing.append(f"{n}: no write reporting it Healthy was watched")
+    for n in layout.apps:
+        if ("Application", n) in log.initial:
+            missing.append(f"{n}: already existed when the watch began")
+            continue
+        change = log.first("Application", n, lambda c: c.type == "ADDED")
+        if change:
+            created[n] = change.resource_version
+        else:
+            missing.append(f"{n}: its creation was not watched")
+    if log.errors:
+        missing.extend(log.errors[:3])
+    return healthy, created, missing
+
+
+def waves_put_infra_first(layout: AppOfApps, timeline: Timeline, log: ChangeLog) -> str:
+    """Strictly infra first, proven twice, both sides present (a missing side is a failure):
+    watched: every app child was created by a write after the write that reported the last infra
+    child Healthy (resourceVersions; equal is impossible, earlier is the pitfall);
     API: every app child was created, and its first sync started, strictly after the last
     infra child was Healthy by Argo CD's own timestamps (whole seconds: a tie is not a pass).
     Argo CD waits for a wave's health plus ARGOCD_SYNC_WAVE_DELAY (2s) before the next."""
     what = "sync-wave order of the app-of-apps"
     remedy = hints.PITFALLS["no-sync-waves"] + " " + hints.ON_FAILURE[3]
     t0 = min(timeline.first_seen.values(), default=0.0)
-    observed = f"observed: {timeline.describe(t0)}"
-    missing = ([f"{n} never seen Healthy" for n in layout.infra if n not in timeline.first_healthy]
-               + [f"{n} never seen" for n in layout.apps if n not in timeline.first_seen])
-    checks.expect(not missing, what=what, expected="every infra child seen Healthy and every app child seen",
-                  observed=f"{'; '.join(missing)}; {observed}", remediation=remedy)
-    infra_healthy = max(timeline.first_healthy[n] for n in layout.infra)
-    apps_began = min(timeline.first_seen[n] for n in layout.apps)
-    checks.expect(apps_began > infra_healthy, what=what,
-                  expected=f"app children appear at a later poll (every {POLL:g}s) than the one that saw every "
-                           f"infra child Healthy",
-                  observed=f"apps first seen {apps_began - infra_healthy:+.2f}s after the last infra child was "
-                           f"Healthy; {observed}", remediation=remedy)
+    polled = f"polled: {timeline.describe(t0)}"
+    healthy, created, missing = watched_order(layout, log)
+    watched = "watched: " + "; ".join([f"{n} Healthy at resourceVersion {rv}" for n, rv in healthy.items()]
+                                      + [f"{n} created at resourceVersion {rv}" for n, rv in created.items()])
+    checks.expect(not missing, what=what, expected="every infra child's Healthy and every app child's creation watched",
+                  observed=f"{'; '.join(missing)}; {watched}; {polled}", remediation=remedy)
+    last_infra_child = max(healthy, key=healthy.get)
+    first_app_child = min(created, key=created.get)
+    checks.expect(created[first_app_child] > healthy[last_infra_child], what=what,
+                  expected="every app child created by a later write than the one reporting the last infra child "
+                           "Healthy",
+                  observed=f"{first_app_child} created at resourceVersion {created[first_app_child]}, not after the "
+                           f"last infra child was Healthy ({last_infra_child} at resourceVersion "
+                           f"{healthy[last_infra_child]}); {watched}; {polled}",
+                  remediation=remedy)
+    observed = f"{watched}; {polled}"
 
     stamps, gaps = [], []
     infra_at = {}

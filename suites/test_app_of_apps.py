@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.changes import ChangeLog
 from scenarios import app_of_apps
 from suites import app_of_apps_checks as aoa
 
@@ -11,11 +12,12 @@ pytestmark = pytest.mark.validation("app_of_apps")
 
 
 @pytest.mark.xdist_group('argocd-cm-health')
-def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, record_metric, record_check):
-    layout = deploy_app_of_apps()
-    timeline, took = aoa.children_roll_out(argocd, layout)
+def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, kube, record_metric, record_check):
+    with ChangeLog(kube, argocd.namespace, kinds=("Application",)) as applications:  # from before the root exists
+        layout = deploy_app_of_apps()
+        timeline, took = aoa.children_roll_out(argocd, layout)
     record_metric("root_to_all_children_healthy_s", took)
-    order = aoa.waves_put_infra_first(layout, timeline)
+    order = aoa.waves_put_infra_first(layout, timeline, applications)
     record_check("sync-wave order", "infra children Healthy before app children begin", order, True)
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from fixtures.changes import ChangeLog
 from scenarios import app_of_apps
 from suites import app_of_apps_checks as aoa
 from tests.breaking import fails_within
@@ -17,12 +18,13 @@ SHORT = 20.0
 
 
 @pytest.mark.breaks("suites.app_of_apps_checks.waves_put_infra_first")
-def test_wave_order_check_fails_without_sync_waves(deploy_app_of_apps, argocd):
+def test_wave_order_check_fails_without_sync_waves(deploy_app_of_apps, argocd, kube):
     """The pitfall "No sync waves": every child is in wave 0, so the root creates the app child
     together with the infra children, before they are Healthy."""
-    layout = deploy_app_of_apps(waves=False)
-    timeline, _ = aoa.children_roll_out(argocd, layout)  # everything still deploys
-    message = fails_within(aoa.waves_put_infra_first, layout, timeline, bound=1)
+    with ChangeLog(kube, argocd.namespace, kinds=("Application",)) as applications:
+        layout = deploy_app_of_apps(waves=False)
+        timeline, _ = aoa.children_roll_out(argocd, layout)  # everything still deploys
+    message = fails_within(aoa.waves_put_infra_first, layout, timeline, applications, bound=1)
     assert "sync-wave order" in message and "No sync waves" in message, message
     assert "after the last infra child was Healthy" in message, message
 

@@ -62,34 +62,65 @@ def _timeline(infra_healthy=5.0, app_seen=7.5, infra=None, app=None):
     return t
 
 
-def test_waves_pass_when_strictly_ordered_by_both_clocks():
-    assert "API:" in aoa.waves_put_infra_first(LAYOUT, _timeline())
+def _app_log(infra_healthy_rv=20, app_added_rv=25, *, initial=None, listed_at=10):
+    """The Application watch: infra added, then Healthy at `infra_healthy_rv`; app added at `app_added_rv`."""
+    def change(name, rv, type, health=None):
+        return Change(kind="Application", type=type, name=name, resource_version=rv, generation=1,
+                      deleting=False, seen_at=100.0 + rv / 1000, health=health)
+
+    log = ChangeLog(None, "argocd", kinds=("Application",))
+    log.listed_at = {"Application": listed_at}
+    log.initial = initial or {}
+    log.changes = sorted([change("infra", 11, "ADDED"), change("infra", infra_healthy_rv, "MODIFIED", "Healthy"),
+                          change("app", app_added_rv, "ADDED")], key=lambda c: c.resource_version)
+    return log
 
 
-def test_waves_tie_at_the_polling_resolution_is_not_a_pass():
-    with pytest.raises(CheckFailed, match="later poll"):
-        aoa.waves_put_infra_first(LAYOUT, _timeline(infra_healthy=5.0, app_seen=5.0))
+def test_waves_pass_when_strictly_ordered_by_the_watch_and_argo_cds_clock():
+    assert "API:" in aoa.waves_put_infra_first(LAYOUT, _timeline(), _app_log())
+
+
+def test_waves_fail_when_an_app_child_was_created_before_infra_was_healthy():
+    with pytest.raises(CheckFailed, match="app created at resourceVersion 15, not after the last infra child"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(), _app_log(infra_healthy_rv=20, app_added_rv=15))
+
+
+def test_waves_a_tie_in_one_slow_poll_is_decided_by_the_watch():
+    """Both seen by the same poll (a loaded machine): the watch's order decides, not the poll."""
+    assert "API:" in aoa.waves_put_infra_first(LAYOUT, _timeline(infra_healthy=5.0, app_seen=5.0), _app_log())
+
+
+def test_waves_an_app_child_present_before_the_watch_is_not_a_pass():
+    with pytest.raises(CheckFailed, match="already existed when the watch began"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(), _app_log(initial={("Application", "app"): {}}))
+
+
+def test_waves_unwatched_healthy_is_a_failure_not_dropped():
+    log = _app_log()
+    log.changes = [c for c in log.changes if c.health != "Healthy"]
+    with pytest.raises(CheckFailed, match="no write reporting it Healthy"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(), log)
 
 
 def test_waves_tie_in_argo_cds_whole_seconds_is_not_a_pass():
     app = _app("2026-11-30T10:00:03Z", "2026-11-30T10:00:04Z", "2026-11-30T10:00:05Z")
     with pytest.raises(CheckFailed, match="a tie is not a pass"):
-        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app))
+        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app), _app_log())
 
 
 def test_waves_missing_finished_at_is_a_failure_not_dropped():
     infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", None)
     with pytest.raises(CheckFailed, match="infra has no finishedAt"):
-        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra))
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra), _app_log())
 
 
 def test_waves_missing_started_at_is_a_failure_not_dropped():
     app = _app("2026-11-30T10:00:06Z", None, None)
     with pytest.raises(CheckFailed, match="app has no startedAt"):
-        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app))
+        aoa.waves_put_infra_first(LAYOUT, _timeline(app=app), _app_log())
 
 
 def test_waves_use_the_health_transition_when_later_than_the_sync():
     infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", moved="2026-11-30T10:00:06Z")
     with pytest.raises(CheckFailed, match="health.lastTransitionTime"):
-        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra))
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra), _app_log())
