@@ -36,7 +36,7 @@ class DeployedApp:
 @pytest.fixture
 def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
                  git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
-                 unique: Callable[[str], str]) -> Callable[..., DeployedApp]:
+                 unique: Callable[[str], str], waiter: checks.Waiter) -> Callable[..., DeployedApp]:
     """deploy_myapp(**changes) -> DeployedApp. `changes` alter the procedure's Application
     (dotted paths, e.g. {"spec.syncPolicy.automated.selfHeal": False}); the self-tests use
     them to break the setup on purpose. `via_cli=True` creates it with `argocd app create`.
@@ -60,7 +60,7 @@ def deploy_myapp(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diag
         else:
             applications.apply(kube, tracker, manifest)
         if wait:
-            checks.eventually(
+            waiter.until(
                 checks.all_of(probes.app_synced(argocd, name, revision=sha),
                               probes.deployment(kube, ns, "myapp", replicas=5)),
                 timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 2)",
@@ -137,7 +137,7 @@ class ProductionProject:
 @pytest.fixture
 def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
                        git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
-                       unique: Callable[[str], str]) -> Callable[..., ProductionProject]:
+                       unique: Callable[[str], str], waiter: checks.Waiter) -> Callable[..., ProductionProject]:
     """production_project(roles=None) -> the procedure's AppProject `production` (named per
     test) and the myapp Application in it. `roles(project_name)` replaces the project's roles
     (a self-test grants too much on purpose)."""
@@ -158,10 +158,10 @@ def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics
         diagnostics.apps.append(name)
         applications.apply(kube, tracker, applications.application(
             name, repo.url, myapp.PROD_PATH, ns, project=proj["metadata"]["name"]))
-        checks.eventually(probes.app_synced(argocd, name, revision=sha), timeout=FIRST_SYNC_TIMEOUT,
-                          what=f"first sync of {name} in project {proj['metadata']['name']}",
-                          expected="Synced and Healthy", remediation=hints.ON_FAILURE[3],
-                          diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
+        waiter.until(probes.app_synced(argocd, name, revision=sha), timeout=FIRST_SYNC_TIMEOUT,
+                     what=f"first sync of {name} in project {proj['metadata']['name']}",
+                     expected="Synced and Healthy", remediation=hints.ON_FAILURE[3],
+                     diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
         return ProductionProject(project=proj["metadata"]["name"], app=name, namespace=ns, repo_url=repo.url)
 
     return make

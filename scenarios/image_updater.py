@@ -117,8 +117,8 @@ def tag_filter(allow: str, ignore: str | None = None) -> Callable[[str], bool]:
     return lambda t: bool(allow_rx.search(t)) and not (ignore_rx and ignore_rx.search(t))
 
 
-def deploy_staging(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics, prod: DeployedApp,
-                   unique: Callable[[str], str], tag: str = "staging-abc") -> DeployedApp:
+def deploy_staging(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                   prod: DeployedApp, unique: Callable[[str], str], tag: str = "staging-abc") -> DeployedApp:
     """myapp-staging: the staging overlay of prod's repo, on `tag`, synced (not yet annotated)."""
     path = f"{STAGING_PATH}/kustomization.yaml"
     doc = prod.repo.read_yaml(path)[0]
@@ -130,7 +130,7 @@ def deploy_staging(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Di
     diagnostics.namespaces.append(ns)
     diagnostics.apps.append(name)
     applications.apply(kube, tracker, applications.application(name, prod.repo.url, STAGING_PATH, ns))
-    checks.eventually(
+    waiter.until(
         checks.all_of(probes.app_synced(argocd, name, revision=sha),
                       probes.deployment(kube, ns, "myapp", replicas=2, image=f"{prod.image}:{tag}")),
         timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 4, staging)",

@@ -267,7 +267,7 @@ class DeployedRollout:
 @pytest.fixture
 def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffic, tracker: Tracker,
                    diagnostics: Diagnostics, git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
-                   unique: Callable[[str], str]) -> Callable[..., DeployedRollout]:
+                   unique: Callable[[str], str], waiter: checks.Waiter) -> Callable[..., DeployedRollout]:
     """deploy_rollout(metric_service=None, indefinite_pause=False, changes=None) -> DeployedRollout,
     synced and fully rolled out at v1.0.0 (a first revision goes straight to 100%), with traffic
     flowing (on a cluster: real requests to its pods). `metric_service` names the series the
@@ -290,7 +290,7 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffi
         diagnostics.apps.append(name)
         diagnostics.objects.append(("rollouts.argoproj.io", ROLLOUT, ns))
         applications.apply(kube, tracker, manifest)
-        checks.eventually(
+        waiter.until(
             checks.all_of(app_synced(argocd, name, revision=sha), rollout_healthy(kube, ns)),
             timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of the Rollout app {name} (procedure step 5)",
             expected=f"Synced at {sha[:10]}, Rollout myapp Healthy in {ns} (for Argo CD and the Rollouts controller)",

@@ -133,7 +133,8 @@ class Recorder:
         return v
 
 
-def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
+def _commit_tag(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
+                rec: "Recorder") -> str:
     """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
     keeps watching meanwhile: the first weight may be set before the sync is reported."""
     myapp.set_prod(app.repo, tag=tag)
@@ -144,10 +145,10 @@ def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec:
         rec.look()
         return synced()
 
-    checks.eventually(probe, timeout=SYNC, **FAST,
-                      what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
-                      expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    waiter.until(probe, timeout=SYNC, **FAST,
+                 what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
+                 expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return sha
 
 
@@ -160,7 +161,7 @@ class CanaryResult:
     decision_s: float | None
 
 
-def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
+def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
                       timeout: float = CANARY) -> CanaryResult:
     """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
     Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
@@ -168,7 +169,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     with Recorder(kube, app.namespace) as rec:
-        sha = _commit_tag(kube, argocd, app, tag, rec)
+        sha = _commit_tag(waiter, kube, argocd, app, tag, rec)
 
         def promoted() -> Observation:
             v = rec.look()
@@ -184,8 +185,8 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
             return checks.pending(seen)
 
         what = f"canary rollout of {new_image} in {app.namespace}"
-        checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                          expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
+        waiter.until(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                     expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
                                    f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         walked = [w for w in rec.weights if w > 0]
         checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
@@ -208,18 +209,18 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
             return checks.pending(seen)
 
         # background analysis ends when the rollout completes; its phase lands just after
-        checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                          remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
+                     remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
         def settled() -> Observation:
             v = look(kube, app.namespace)
             return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
-        checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                          what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
-                          expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
-                                   "(Argo CD does not fight the Rollouts controller)")
+        waiter.until(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
+                     what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
+                     expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
+                              "(Argo CD does not fight the Rollouts controller)")
         return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
@@ -234,7 +235,8 @@ def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     return f"rs={[r['metadata']['name'] for r in rs]} pods={len(pods)} ready={ready} images={images}"
 
 
-def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str, rate: float = 0.5,
+def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
+                  rate: float = 0.5,
                   timeout: float = ABORT) -> float | None:
     """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
     keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
@@ -243,7 +245,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     with Recorder(kube, app.namespace) as rec:
-        _commit_tag(kube, argocd, app, tag, rec)
+        _commit_tag(waiter, kube, argocd, app, tag, rec)
 
         def aborted() -> Observation:
             v = rec.look()
@@ -260,9 +262,9 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
             return checks.ok(seen) if ok else checks.pending(seen)
 
         what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
-        checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                          expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                     expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
+                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
                           if a["phase"] == "Failed")
 
@@ -277,9 +279,9 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
                   and f"images=['{old.image}']" in pods and "ready=5" in pods)
             return checks.ok(seen) if ok else checks.pending(seen)
 
-        checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
-                          expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
+                     expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         return _decision_seconds(failed_run, rec)
 
 
@@ -294,32 +296,35 @@ def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     return proc.stdout
 
 
-def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond, timeout: float = CLI) -> View:
+def _until(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond,
+           timeout: float = CLI) -> View:
     def probe() -> Observation:
         v = look(kube, app.namespace)
         if v.status_stale:
             return checks.pending(f"{_stale(v)}; {v.describe()}")
         return checks.ok(v.describe()) if cond(v) else checks.pending(v.describe())
-    checks.eventually(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    waiter.until(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return look(kube, app.namespace)
 
 
-def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *, timeout: float = CLI) -> View:
+def set_image_pauses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *,
+                     timeout: float = CLI) -> View:
     """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
     _cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
-    return _until(kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
+    return _until(waiter, kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
                   lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
                   timeout)
 
 
-def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, hold: float = 15.0) -> View:
+def set_image_holds(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
+                    hold: float = 15.0) -> View:
     """`set image` under the procedure's own Application: the canary it starts must not be undone
     by Argo CD for `hold` seconds (selfHeal reverts an out-of-band spec edit to Git's)."""
     image = f"{app.image}:{tag}"
-    set_image_pauses(kube, argocd, app, tag)
+    set_image_pauses(waiter, kube, argocd, app, tag)
     t0 = time.monotonic()
 
     def holds() -> Observation:
@@ -330,34 +335,36 @@ def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, 
                                        "after `set image`")
         return checks.ok(seen) if time.monotonic() - t0 >= hold else checks.pending(seen)
 
-    checks.eventually(holds, timeout=hold + 10, what=f"`kubectl argo rollouts set image myapp myapp={image}` under "
-                      f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
-                      remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
+    waiter.until(holds, timeout=hold + 10, what=f"`kubectl argo rollouts set image myapp myapp={image}` under "
+                 f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
+                 remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
                                   "ignoreDifferences for the Rollout's image while using the imperative commands. "
                                   + REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app), max_wait=1.0)
     return look(kube, app.namespace)
 
 
-def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout, *, timeout: float = CLI) -> View:
+def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, *,
+                      timeout: float = CLI) -> View:
     image = look(kube, app.namespace).image
     _cli(kube, app, "promote", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts promote myapp`", f"past the pause, Healthy with {image} stable",
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts promote myapp`",
+                  f"past the pause, Healthy with {image} stable",
                   lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
 
 
-def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
+def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
                             timeout: float = CLI) -> View:
     _cli(kube, app, "abort", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts abort myapp`",
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
                   lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
                   timeout)
 
 
-def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
+def undo_rolls_back(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
                     timeout: float = CLI) -> View:
     _cli(kube, app, "undo", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts undo myapp`",
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
                   and v.stable_rs == v.current_hash, timeout)

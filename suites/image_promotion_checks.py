@@ -96,7 +96,7 @@ def written_back(app: DeployedApp) -> str:
     return commit
 
 
-def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, *,
+def promoted(waiter: checks.Waiter, kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, *,
              allowed: Callable[[str], bool], start_tag: str = "v1.0.0", timeout: float = PROMOTION) -> float:
     """Semver + git write-back: a commit by argocd-image-updater writes `image:tag` to Git and
     the Deployment runs it; a tag the annotations exclude must never appear. Returns seconds."""
@@ -122,7 +122,7 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
         said = updater_says(target, app.name)
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
-    checks.eventually(
+    waiter.until(
         probe, timeout=timeout, what=f"Image Updater promotion of {app.name} to {tag}",
         expected=f"a commit by {iu.UPDATER_AUTHOR} writing {want} to {iu.prod_path_file(app.name)} and "
                  f"Deployment myapp running it (never an excluded tag)",
@@ -131,7 +131,8 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
     return time.monotonic() - t0
 
 
-def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, digest: str, *,
+def digest_followed(waiter: checks.Waiter, kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage,
+                    tag: str, digest: str, *,
                     timeout: float = PROMOTION) -> float:
     """Digest + argocd write-back: the Application's spec.source.kustomize.images pins `tag`'s
     current digest and the Deployment runs it. Returns seconds."""
@@ -148,7 +149,7 @@ def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.Regi
         said = updater_says(target, app.name)
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
-    checks.eventually(
+    waiter.until(
         probe, timeout=timeout, what=f"Image Updater digest tracking of {image.name}:{tag} in {app.name}",
         expected=f"spec.source.kustomize.images pinning {tag}@{digest[:19]}... and Deployment myapp running that digest",
         remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,

@@ -36,7 +36,7 @@ def _diagnose(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
 
 # ----- auto_sync -------------------------------------------------------------------------
 
-def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str | None = None,
+def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str | None = None,
                      replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
     """Commit a change to the prod overlay; the app must become Synced at that commit and the
     Deployment must change. Returns seconds from push to synced."""
@@ -53,7 +53,7 @@ def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str |
             return Observation.pending(f"{obs.observed} (Git is at {sha[:10]}: the engine has not picked up the commit)")
         return obs
 
-    checks.eventually(
+    waiter.until(
         checks.all_of(seen_commit,
                       probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
                                         image=f"{app.image}:{tag}" if tag else None)),
@@ -67,7 +67,8 @@ def commit_is_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str |
 
 # ----- self_heal -------------------------------------------------------------------------
 
-def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, *, timeout: float = SELF_HEAL) -> float:
+def drift_is_reverted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, *,
+                      timeout: float = SELF_HEAL) -> float:
     """Make an out-of-band change with kubectl (`scale`, `set-image`, `delete-service`); the
     engine must undo it. Returns seconds from the change to the reverted state."""
     ns = app.namespace
@@ -87,7 +88,7 @@ def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, 
     else:
         raise ValueError(f"unknown drift {drift!r}")
     t0 = time.monotonic()
-    checks.eventually(
+    waiter.until(
         probes.with_policy(argocd, app.name, probe), timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
         remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
         evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
@@ -99,7 +100,8 @@ def drift_is_reverted(kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, 
 PRUNE_COMMIT_REPLICAS = 4  # the removal commit also scales myapp: an apply the watch can see
 
 
-def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, timeout: float = PRUNE) -> float:
+def removed_manifest_is_pruned(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *,
+                               timeout: float = PRUNE) -> float:
     """Remove service.yaml from Git (and, in the same commit, scale myapp to 4 so that sync also
     applies something); the Service must be deleted from the cluster. Returns seconds from the
     push to pruned. Run it inside a `ChangeLog` to check PruneLast with `prune_last`."""
@@ -121,7 +123,7 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
             return Observation.failed(seen, "the sync of the removal failed")
         return Observation.pending(seen)
 
-    checks.eventually(
+    waiter.until(
         probes.with_policy(argocd, app.name, pruned), timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
         expected="Service myapp deleted from the cluster and the app synced at the removal commit",
         remediation=hints.PITFALLS["prune-disabled"] + " " + hints.ON_FAILURE[2],
@@ -132,7 +134,8 @@ def removed_manifest_is_pruned(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, 
 PRUNE_LAST_EVENTS = 30.0
 
 
-def prune_last(changes: ChangeLog, app: DeployedApp, *, timeout: float = PRUNE_LAST_EVENTS) -> str:
+def prune_last(waiter: checks.Waiter, changes: ChangeLog, app: DeployedApp, *,
+               timeout: float = PRUNE_LAST_EVENTS) -> str:
     """PruneLast, observed: in the sync of the removal commit, the cluster saw Deployment myapp
     applied (its spec changed) strictly before Service myapp was pruned (deletion requested).
     Without PruneLast Argo CD prunes first, within the same wave. The order is the API server's
@@ -146,9 +149,9 @@ def prune_last(changes: ChangeLog, app: DeployedApp, *, timeout: float = PRUNE_L
         return Observation.ok(seen) if applied and pruned else Observation.pending(seen)
 
     what = f"PruneLast in the sync that removed Service myapp ({app.namespace})"
-    seen = checks.eventually(both_seen, timeout=timeout, what=what,
-                             expected="the cluster's watch shows the Deployment's apply and the Service's prune",
-                             remediation=hints.ON_FAILURE[2]).observed
+    seen = waiter.until(both_seen, timeout=timeout, what=what,
+                        expected="the cluster's watch shows the Deployment's apply and the Service's prune",
+                        remediation=hints.ON_FAILURE[2]).observed
     applied = changes.spec_changed("Deployment", "myapp")
     pruned = changes.deletion("Service", "myapp")
     checks.expect(pruned.resource_version > applied.resource_version, what=what,
@@ -160,21 +163,21 @@ def prune_last(changes: ChangeLog, app: DeployedApp, *, timeout: float = PRUNE_L
 
 # ----- finalizer (Common Pitfall "Missing finalizers") ----------------------------------------
 
-def app_deletion_outcome(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, expect_cascade: bool,
+def app_deletion_outcome(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *, expect_cascade: bool,
                          timeout: float = PRUNE) -> str:
     """Delete the Application with kubectl. With the resources finalizer its Deployment must be
     deleted too; without it the Deployment stays behind, orphaned (the pitfall)."""
     finalizers = ((argocd.app(app.name) or {}).get("metadata") or {}).get("finalizers") or []
     had = f"the Application had finalizers {finalizers}"  # the cause, either way
     kube.kubectl("-n", argocd.namespace, "delete", "application", app.name, "--wait=false")
-    checks.eventually(probes.absent(kube, "applications.argoproj.io", app.name, argocd.namespace), timeout=timeout,
-                      what=f"deletion of Application {app.name}", expected="the Application is gone",
-                      remediation=hints.ON_FAILURE[2])
+    waiter.until(probes.absent(kube, "applications.argoproj.io", app.name, argocd.namespace), timeout=timeout,
+                 what=f"deletion of Application {app.name}", expected="the Application is gone",
+                 remediation=hints.ON_FAILURE[2])
     if expect_cascade:
-        checks.eventually(probes.absent(kube, "deployment", "myapp", app.namespace), timeout=timeout,
-                          what=f"cascade of deleting {app.name} (resources finalizer; {had})",
-                          expected="Deployment myapp deleted with its Application",
-                          remediation=hints.PITFALLS["missing-finalizer"])
+        waiter.until(probes.absent(kube, "deployment", "myapp", app.namespace), timeout=timeout,
+                     what=f"cascade of deleting {app.name} (resources finalizer; {had})",
+                     expected="Deployment myapp deleted with its Application",
+                     remediation=hints.PITFALLS["missing-finalizer"])
         return "Deployment deleted with the Application"
     still = kube.get("deployment", "myapp", app.namespace)
     checks.expect(still is not None and not still["metadata"].get("deletionTimestamp"),

@@ -97,7 +97,8 @@ def _summary(records: list[dict]) -> str:
 
 # ----- notifications: on-deployed webhook --------------------------------------------------
 
-def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp,
+def deployed_webhook(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                     app: DeployedApp,
                      revision: str, *, timeout: float = DELIVERY) -> tuple[dict, float]:
     """The on-deployed webhook for `revision` arrives with the app name, the revision, the sync's
     finishedAt and the configured bearer token. Returns (body, seconds from finishedAt to receipt)."""
@@ -118,11 +119,11 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
             f"app {state.describe()}; {NOTIFIED}={_notified(argocd, app.name)}; controller log: "
             f"{controller_log(target, app.name, n.on_deployed, n.hook, keep=3)}")
 
-    checks.eventually(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
-                      f"service webhook.{n.hook})",
-                      expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
+    waiter.until(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
+                 f"service webhook.{n.hook})",
+                 expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
+                 remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name),
+                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
     body = _body(rec)
     deployed = _deployed_at(argocd, app.name, revision)
@@ -144,7 +145,8 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     return body, max(0.0, rec["time"] - _epoch(finished))
 
 
-def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window: float = NO_DUPLICATE_WINDOW) -> str:
+def exactly_once_per_revision(waiter: checks.Waiter, n: Notifications, revisions: list[str], *,
+                              window: float = NO_DUPLICATE_WINDOW) -> str:
     """oncePer app.status.sync.revision: after a quiet window, each revision was posted once."""
     def counts() -> dict[str, int]:
         got = [_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
@@ -161,8 +163,8 @@ def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window:
         return Observation.ok(f"per-revision counts {c}") if all(v == 1 for v in c.values()) else \
             Observation.failed(f"per-revision counts {c}", "a revision was not notified")
 
-    return checks.eventually(probe, timeout=window + 5, scale=1.0, what=f"on-deployed once per revision ({n.on_deployed})",
-                             expected="exactly one webhook per synced revision", remediation=HINT).observed
+    return waiter.until(probe, timeout=window + 5, scaled=False, what=f"on-deployed once per revision ({n.on_deployed})",
+                        expected="exactly one webhook per synced revision", remediation=HINT).observed
 
 
 # ----- notifications: on-sync-failed to Slack ---------------------------------------------
@@ -172,7 +174,7 @@ def _slack_posts(n: Notifications, since: float | None = None) -> list[dict]:
             if (r.get("form") or {}).get("channel") == n.channel or (r.get("json") or {}).get("channel") == n.channel]
 
 
-def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
                   must_contain: tuple[str, ...], since: float | None = None, what: str,
                   timeout: float = DELIVERY) -> dict:
     """A chat.postMessage to n.channel, accepted (ok: true), whose text contains `must_contain`.
@@ -194,14 +196,15 @@ def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, 
         return Observation.pending(f"no accepted chat.postMessage to {n.channel} containing {list(must_contain)} "
                                    f"(Slack requests seen: {_summary(posts)}); controller log: {log}")
 
-    checks.eventually(probe, timeout=timeout, what=what,
-                      expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
+    waiter.until(probe, timeout=timeout, what=what,
+                 expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
+                 remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name),
+                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     return _slack_posts(n, since)[-1]
 
 
-def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
+def sync_failure_reaches_slack(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                               app: DeployedApp, *,
                                timeout: float = DELIVERY) -> tuple[dict, float]:
     """Commit a manifest the API server rejects (replicas: -1); the sync must fail and
     on-sync-failed must post app-sync-failed to the subscribed channel, naming the app and
@@ -215,18 +218,19 @@ def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: No
             return Observation.ok(s.describe())
         return Observation.pending(s.describe())
 
-    checks.eventually(failed, timeout=SYNC_FAILS, what=f"failed sync of {sha[:10]} (invalid replicas)",
-                      expected="operation phase Failed or Error at the broken commit", remediation=hints.ON_FAILURE[2])
+    waiter.until(failed, timeout=SYNC_FAILS, what=f"failed sync of {sha[:10]} (invalid replicas)",
+                 expected="operation phase Failed or Error at the broken commit", remediation=hints.ON_FAILURE[2])
     op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
     # the reason must carry the API server's rejection, not just "sync failed"
-    rec = slack_message(kube, argocd, target, n, app.name,
+    rec = slack_message(waiter, kube, argocd, target, n, app.name,
                         must_contain=(f"Application {app.name} sync failed", "spec.replicas: Invalid value: -1"),
                         what=f"on-sync-failed Slack message for {app.name} (trigger {n.on_sync_failed}, service slack)",
                         timeout=timeout)
     return rec, max(0.0, rec["time"] - _epoch(op["finishedAt"]))
 
 
-def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+def template_notify(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                    app_name: str, *,
                     timeout: float = DELIVERY) -> tuple[dict, float]:
     """`argocd admin notifications template notify app-sync-failed <app> --recipient slack:<channel>`
     delivers on demand (the CLI reads the ConfigMap/Secret via kubeconfig, sends from the runner).
@@ -242,23 +246,24 @@ def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications
         checks.fail_now(what=what, expected="exit 0 and a Slack message",
                         observed=f"exit {proc.returncode}: " + ("; ".join(errors) or "\n".join(lines[-3:])[-600:]),
                         remediation=HINT)
-    rec = slack_message(kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
+    rec = slack_message(waiter, kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
                         what=what, timeout=timeout)
     return rec, max(0.0, rec["time"] - t0)
 
 
 # ----- drift_alerts ----------------------------------------------------------------------------
 
-def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
+def drift_is_alerted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                     app: DeployedApp, *,
                      timeout: float = DELIVERY) -> tuple[str, float]:
     """With selfHeal off, `kubectl scale` makes the app OutOfSync, `argocd app diff` names
     `replicas`, and the on-out-of-sync trigger posts an alert listing Deployment/myapp.
     Returns (the diff, seconds from the kubectl change to the alert's receipt)."""
     t0 = time.time()
     kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
-    checks.eventually(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
-                      timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
-                      expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
+    waiter.until(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
+                 timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
+                 expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
     diff = argocd.cli("app", "diff", app.name, check=False)
     text = diff.stdout + diff.stderr
     checks.expect(diff.returncode == 1 and "replicas" in text, what=f"`argocd app diff {app.name}`",
@@ -274,11 +279,11 @@ def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
                                    f"{NOTIFIED}={_notified(argocd, app.name)}; controller log: "
                                    f"{controller_log(target, app.name, n.on_out_of_sync, keep=3)}")
 
-    checks.eventually(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
-                      f"service webhook.{n.hook})",
-                      expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
-                      remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
+    waiter.until(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
+                 f"service webhook.{n.hook})",
+                 expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
+                 remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name),
+                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     rec = [r for r in n.receiver.received(n.hook_path, since=t0) if _body(r).get("syncStatus") == "OutOfSync"][0]
     drifted = _body(rec).get("outOfSync") or []
     checks.expect("Deployment/myapp" in drifted, what="drift alert content", expected="outOfSync lists Deployment/myapp",
@@ -286,7 +291,8 @@ def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     return text, max(0.0, rec["time"] - t0)
 
 
-def ignored_replicas_stay_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, hold: float = HOLD_SYNCED) -> str:
+def ignored_replicas_stay_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *,
+                                 hold: float = HOLD_SYNCED) -> str:
     """The HPA pitfall: with ignoreDifferences /spec/replicas and RespectIgnoreDifferences=true,
     a replica change (what an HPA does) leaves the app Synced (after a hard refresh) and is not
     reverted, for `hold` seconds."""
@@ -305,7 +311,7 @@ def ignored_replicas_stay_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *
             return Observation.pending(f"{seen} (holding {hold:g}s)")
         return Observation.ok(seen)
 
-    return checks.eventually(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scale=1.0,
-                             what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
-                             expected=f"application Synced and replicas left at 2 for {hold:g}s",
-                             remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " " + hints.ON_FAILURE[6]).observed
+    return waiter.until(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scaled=False,
+                        what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
+                        expected=f"application Synced and replicas left at 2 for {hold:g}s",
+                        remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " " + hints.ON_FAILURE[6]).observed

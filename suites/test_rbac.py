@@ -22,9 +22,9 @@ def test_developer_can_get_but_not_sync(production, argocd, record_check):
     record_check("developer sync", "denied", rbac_checks.cannot_sync(developer, production.app, "developer"), True)
 
 
-def test_deployer_can_sync(production, argocd, record_check):
+def test_deployer_can_sync(production, argocd, record_check, waiter):
     deployer = roles.role_token(argocd, production.project, "deployer")
-    record_check("deployer sync", "allowed", rbac_checks.can_sync(deployer, production.app, "deployer"), True)
+    record_check("deployer sync", "allowed", rbac_checks.can_sync(waiter, deployer, production.app, "deployer"), True)
 
 
 def test_destination_outside_project_is_refused(production, argocd, tracker, unique, record_check):

@@ -9,24 +9,24 @@ from suites import repo_auth_checks
 pytestmark = pytest.mark.validation("repo_auth")
 
 
-def test_https_token_connection_is_successful(git_repo, argocd, kube, record_check):
+def test_https_token_connection_is_successful(git_repo, argocd, kube, record_check, waiter):
     repo = git_repo("auth-https")
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
     repos.register_https(argocd, kube, repo)
-    seen = repo_auth_checks.connection_successful(argocd, repo.url, "HTTP(S) with a token")
+    seen = repo_auth_checks.connection_successful(waiter, argocd, repo.url, "HTTP(S) with a token")
     record_check("https token connection", "Successful", seen, True)
 
 
 @pytest.mark.xdist_group('ssh-known-hosts')
-def test_ssh_deploy_key_connection_is_successful(git_repo, argocd, kube, target, record_check, deploy_key):
+def test_ssh_deploy_key_connection_is_successful(git_repo, argocd, kube, target, record_check, deploy_key, waiter):
     repo = git_repo("auth-ssh")
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
     key, url = deploy_key(repo)
     repos.add_known_host(argocd, target.git.ssh_known_hosts)
     repos.register_ssh(argocd, kube, url, key)
-    seen = repo_auth_checks.connection_successful(argocd, url, "SSH with a deploy key")
+    seen = repo_auth_checks.connection_successful(waiter, argocd, url, "SSH with a deploy key")
     record_check("ssh deploy key connection", "Successful", seen, True)
 
 

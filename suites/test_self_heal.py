@@ -9,6 +9,6 @@ pytestmark = pytest.mark.validation("self_heal")
 
 
 @pytest.mark.parametrize("drift", ["scale", "set-image", "delete-service"])
-def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, record_metric):
+def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, record_metric, waiter):
     app = deploy_myapp()
-    record_metric("drift_to_reverted_s", item_checks.drift_is_reverted(kube, argocd, app, drift))
+    record_metric("drift_to_reverted_s", item_checks.drift_is_reverted(waiter, kube, argocd, app, drift))

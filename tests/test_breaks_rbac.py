@@ -21,14 +21,14 @@ def _roles_granting_too_little(proj: str) -> list[dict]:
 
 
 @pytest.mark.breaks("suites.rbac_checks.can_get", "suites.rbac_checks.can_sync")
-def test_grant_checks_fail_when_the_roles_lack_the_grant(production_project, argocd):
+def test_grant_checks_fail_when_the_roles_lack_the_grant(production_project, argocd, waiter):
     production = production_project(roles=_roles_granting_too_little)
     developer = roles.role_token(argocd, production.project, "developer")
     message = fails_within(rbac_checks.can_get, developer, production.app, "developer", bound=5)
     assert "role developer: get application" in message and "HTTP 403" in message, message
 
     deployer = roles.role_token(argocd, production.project, "deployer")
-    message = fails_within(rbac_checks.can_sync, deployer, production.app, "deployer", timeout=10, bound=10)
+    message = fails_within(rbac_checks.can_sync, waiter, deployer, production.app, "deployer", timeout=10, bound=10)
     assert "the sync request was refused" in message and "HTTP 403" in message, message
 
 
