@@ -7,6 +7,8 @@ unique namespace instead, so tests are independent and leave nothing shared behi
 """
 from __future__ import annotations
 
+import time
+
 from fixtures.gitrepo import GitRepo
 
 DEFAULT_IMAGE = "ghcr.io/username/myapp"  # kwok runs no container, so the image is never pulled
@@ -45,6 +47,31 @@ def write_layout(repo: GitRepo, prod_namespace: str, *, image: str = DEFAULT_IMA
     repo.write_yaml(f"{PROD_PATH}/kustomization.yaml", overlay(prod_namespace, prod_replicas, image, tag))
     repo.write_yaml("apps/myapp/overlays/staging/kustomization.yaml", overlay(f"{prod_namespace}-staging", 2, image, tag))
     repo.write_yaml("apps/myapp/overlays/dev/kustomization.yaml", overlay(f"{prod_namespace}-dev", 1, image, tag))
+
+
+def prod_change(*, tag: str | None = None, replicas: int | None = None) -> str:
+    """A change to the prod overlay, in words: "tag=v1.1.0, replicas=3"."""
+    return ", ".join(f"{k}={v}" for k, v in (("tag", tag), ("replicas", replicas)) if v is not None)
+
+
+def commit_prod(repo: GitRepo, *, tag: str | None = None, replicas: int | None = None) -> str:
+    """A developer's commit to the prod overlay (image tag, replica count), pushed; its sha."""
+    set_prod(repo, tag=tag, replicas=replicas)
+    return repo.commit_and_push(f"Change prod: {prod_change(tag=tag, replicas=replicas)}")
+
+
+# Out-of-band changes an operator makes with kubectl, which the engine must undo (self-heal).
+DRIFTS = {
+    "scale": ("scale", "deployment/myapp", "--replicas=1"),
+    "set-image": ("set", "image", "deployment/myapp", "myapp=ghcr.io/username/myapp:hotfix"),
+    "delete-service": ("delete", "service", "myapp", "--wait=true"),
+}
+
+
+def drift(kube, namespace: str, how: str) -> float:
+    """`kubectl scale|set image|delete service` on myapp (DRIFTS); returns when, time.monotonic()."""
+    kube.kubectl("-n", namespace, *DRIFTS[how])
+    return time.monotonic()
 
 
 def set_prod(repo: GitRepo, *, tag: str | None = None, replicas: int | None = None) -> None:

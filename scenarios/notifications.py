@@ -47,6 +47,16 @@ ON_SYNC_FAILED_WHEN = "app.status.operationState.phase in ['Error', 'Failed']"
 ON_DEPLOYED_WHEN = "app.status.operationState.phase in ['Succeeded']"
 ON_OUT_OF_SYNC_WHEN = "app.status.sync.status == 'OutOfSync'"
 
+# Application changes (dotted paths, scenarios.applications.with_changes) the Step 6 tests deploy with:
+# a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds the
+# phase at Running, so on-sync-failed would fire only after ~2.5 min
+FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
+# the procedure's myapp-strict: replicas left to an HPA (Common Pitfall "Ignoring HPA-managed replicas")
+IGNORE_REPLICAS = {
+    "spec.ignoreDifferences": [{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}],
+    "spec.syncPolicy.syncOptions": ["CreateNamespace=true", "PruneLast=true", "RespectIgnoreDifferences=true"],
+}
+
 APP_SYNC_FAILED = """\
 message: |
   Application {{.app.metadata.name}} sync failed.

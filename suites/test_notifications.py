@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from suites import item_checks, notification_checks as nc
+from scenarios import myapp
+from scenarios.notifications import FAST_FAIL
+from suites import auto_sync_checks, notifications_checks as nc
 
 pytestmark = pytest.mark.validation("notifications")
-
-FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
 
 
 @pytest.mark.xdist_group('notifications-config')
@@ -20,8 +20,8 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
     n = notifications(slack=False)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     nc.deployed_webhook(waiter, kube, argocd, target, n, app, app.synced_revision)
-    item_checks.commit_is_synced(waiter, kube, argocd, app, replicas=3)  # a second revision
-    sha = app.repo.head()
+    sha = myapp.commit_prod(app.repo, replicas=3)  # a second revision
+    auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, replicas=3)
     body, latency = nc.deployed_webhook(waiter, kube, argocd, target, n, app, sha)
     record_metric("event_to_notified_s", latency)
     record_check("on-deployed body", "app, revision, finishedAt and the bearer token", str(body), True)
@@ -32,8 +32,6 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
 @pytest.mark.xdist_group('notifications-config')
 def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
     n = notifications()
-    # a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds
-    # the phase at Running, so on-sync-failed would fire only after ~2.5 min
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     _, latency = nc.sync_failure_reaches_slack(waiter, kube, argocd, target, n, app)

@@ -9,45 +9,44 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import ChangeLog
-from scenarios import repos
-from tests.breaking import fails_within
+from scenarios import myapp, repos, roles
 from suites import app_of_apps_checks as aoa
-from suites import install_checks, item_checks, rbac_checks, repo_auth_checks
-from scenarios import repos
-from scenarios import roles
+from suites import auto_sync_checks, install_checks, prune_checks, rbac_checks, repo_auth_checks, self_heal_checks
+from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
 SHORT = 15.0  # a bound the working setup meets many times over (see the suites' metrics)
 
 
-
-@pytest.mark.breaks("suites.item_checks.drift_is_reverted")
+@pytest.mark.breaks("suites.self_heal_checks.drift_is_reverted")
 def test_self_heal_check_fails_when_self_heal_is_off(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.selfHeal": False})
-    message = fails_within(item_checks.drift_is_reverted, waiter, kube, argocd, app, "scale", timeout=SHORT,
-                           bound=SHORT)
+    changed_at = myapp.drift(kube, app.namespace, "scale")
+    message = fails_within(self_heal_checks.drift_is_reverted, waiter, kube, argocd, app, "scale", since=changed_at,
+                           timeout=SHORT, bound=SHORT)
     assert "replicas back to 5" in message and "replicas=1" in message
     assert "selfHeal=false" in message, message
 
 
-@pytest.mark.breaks("suites.item_checks.removed_manifest_is_pruned")
+@pytest.mark.breaks("suites.prune_checks.removed_manifest_is_pruned")
 def test_prune_check_fails_when_prune_is_off(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.prune": False})
-    message = fails_within(item_checks.removed_manifest_is_pruned, waiter, kube, argocd, app, timeout=SHORT,
+    message = fails_within(prune_checks.removed_manifest_is_pruned, waiter, kube, argocd, app, timeout=SHORT,
                            bound=SHORT)
     assert f"service {app.namespace}/myapp still exists" in message
     assert "prune=false" in message, message
 
 
-@pytest.mark.breaks("suites.item_checks.commit_is_synced")
+@pytest.mark.breaks("suites.auto_sync_checks.commit_is_synced")
 def test_auto_sync_check_fails_without_webhook_and_polling(deploy_myapp, kube, argocd, testbed_handle, waiter):
     app = deploy_myapp()
     app.repo.on_push = None  # no webhook for this push ...
     testbed_handle.start_component("argocd-application-controller", resync_seconds=0)  # ... and no polling
     try:
-        message = fails_within(item_checks.commit_is_synced, waiter, kube, argocd, app, tag="v9.9.9", timeout=SHORT,
-                               bound=SHORT)
+        sha = myapp.commit_prod(app.repo, tag="v9.9.9")
+        message = fails_within(auto_sync_checks.commit_is_synced, waiter, kube, argocd, app, sha, tag="v9.9.9",
+                               timeout=SHORT, bound=SHORT)
     finally:
         testbed_handle.start_component("argocd-application-controller")
     assert "has not picked up the commit" in message, message
@@ -110,32 +109,32 @@ def test_refusal_check_fails_when_the_credential_is_accepted(git_repo, argocd, k
     assert repo.token not in message
 
 
-@pytest.mark.breaks("suites.item_checks.prune_last")
+@pytest.mark.breaks("suites.prune_checks.prune_last")
 def test_prune_last_check_fails_without_prune_last(deploy_myapp, kube, argocd, waiter):
     """syncOptions without PruneLast=true: Argo CD prunes the Service first, in the same wave as
     the Deployment's apply, and the cluster's own watch shows it."""
     app = deploy_myapp(changes={"spec.syncPolicy.syncOptions": ["CreateNamespace=true"]})
     with ChangeLog(kube, app.namespace) as changes:
-        item_checks.removed_manifest_is_pruned(waiter, kube, argocd, app)  # prune itself still works
-        message = fails_within(item_checks.prune_last, waiter, changes, app, timeout=SHORT, bound=SHORT)
+        prune_checks.removed_manifest_is_pruned(waiter, kube, argocd, app)  # prune itself still works
+        message = fails_within(prune_checks.prune_last, waiter, changes, app, timeout=SHORT, bound=SHORT)
     assert "the prune came first" in message and "Service/myapp deletion" in message, message
     assert "Deployment/myapp modified" in message and "PruneLast=true" in message, message
 
 
-@pytest.mark.breaks("suites.item_checks.app_deletion_outcome")
+@pytest.mark.breaks("suites.prune_checks.app_deletion_outcome")
 def test_finalizer_check_fails_without_the_finalizer(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"metadata.finalizers": None})  # the pitfall "Missing finalizers"
-    message = fails_within(item_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=True,
+    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=True,
                            timeout=SHORT, bound=2 * SHORT)
     assert "the Application had finalizers []" in message and "deployment" in message.lower(), message
     assert "still exists" in message and "resources-finalizer.argocd.argoproj.io" in message, message
 
 
-@pytest.mark.breaks("suites.item_checks.app_deletion_outcome")
+@pytest.mark.breaks("suites.prune_checks.app_deletion_outcome")
 def test_orphan_check_fails_when_the_finalizer_cascades(deploy_myapp, kube, argocd, waiter):
     """The pitfall demonstration expects an orphan; with the procedure's finalizer there is none."""
     app = deploy_myapp()
-    message = fails_within(item_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=False,
+    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=False,
                            timeout=2 * SHORT, bound=2 * SHORT)
     assert "resources-finalizer.argocd.argoproj.io" in message and "left running (orphaned)" in message, message
     assert "observed Deployment deleted" in message or "observed Deployment being deleted" in message, message

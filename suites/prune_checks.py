@@ -1,101 +1,21 @@
-"""The checks behind each Validation item, as functions, so the suites and the self-tests
-that break the setup on purpose run exactly the same code.
-
-Every function either returns what it measured or raises `CheckFailed` saying what was
-expected, what was seen, and the procedure's "On failure" hint.
-"""
+"""The checks behind Validation item `prune` (the Common Pitfalls "Automatic prune disabled" and
+"Missing finalizers"): what Git no longer declares leaves the cluster, in the right order, and
+deleting an Application deletes (or, without the finalizer, orphans) its resources."""
 from __future__ import annotations
 
 import time
 
-from fixtures import checks, diagnose, hints, probes
+from fixtures import checks, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.changes import ChangeLog
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from scenarios import myapp
 from scenarios.fixtures import DeployedApp
+from suites.auto_sync_checks import app_diagnosis, app_evidence
 
-# Bounds (seconds, before --timeout-scale). The testbed answers in seconds; these leave
-# room for a busy CI runner and for a real cluster's reconciliation.
-SYNC_AFTER_COMMIT = 60.0
-SELF_HEAL = 60.0
-PRUNE = 60.0
+PRUNE = 60.0  # seconds, before --timeout-scale
 
-
-def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedApp):
-    def collect() -> dict[str, str]:
-        return {"application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
-                "events": kube.events(app.namespace)}
-    return collect
-
-
-def _diagnose(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
-    return diagnose.for_app(argocd, app.name, namespace=app.namespace, deployments=["myapp"])
-
-
-# ----- auto_sync -------------------------------------------------------------------------
-
-def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *, tag: str | None = None,
-                     replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
-    """Commit a change to the prod overlay; the app must become Synced at that commit and the
-    Deployment must change. Returns seconds from push to synced."""
-    myapp.set_prod(app.repo, tag=tag, replicas=replicas)
-    change = ", ".join(f"{k}={v}" for k, v in (("tag", tag), ("replicas", replicas)) if v is not None)
-    sha = app.repo.commit_and_push(f"Change prod: {change}")
-    t0 = time.monotonic()
-    synced = probes.app_synced(argocd, app.name, revision=sha)
-
-    def seen_commit() -> Observation:
-        obs = synced()
-        state = probes.app_state(argocd, app.name)
-        if obs.outcome is checks.Outcome.PENDING and state.revision != sha:
-            return Observation.pending(f"{obs.observed} (Git is at {sha[:10]}: the engine has not picked up the commit)")
-        return obs
-
-    waiter.until(
-        checks.all_of(seen_commit,
-                      probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
-                                        image=f"{app.image}:{tag}" if tag else None)),
-        timeout=timeout, what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
-        expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
-        remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
-                    "timeout.reconciliation polls within the bound.",
-        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    return time.monotonic() - t0
-
-
-# ----- self_heal -------------------------------------------------------------------------
-
-def drift_is_reverted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, *,
-                      timeout: float = SELF_HEAL) -> float:
-    """Make an out-of-band change with kubectl (`scale`, `set-image`, `delete-service`); the
-    engine must undo it. Returns seconds from the change to the reverted state."""
-    ns = app.namespace
-    expected_image = f"{app.image}:v1.0.0"
-    if drift == "scale":
-        kube.kubectl("-n", ns, "scale", "deployment/myapp", "--replicas=1")
-        probe = probes.deployment(kube, ns, "myapp", replicas=5, available=False)
-        what, expected = "kubectl scale deployment/myapp --replicas=1", "replicas back to 5 (from Git)"
-    elif drift == "set-image":
-        kube.kubectl("-n", ns, "set", "image", "deployment/myapp", "myapp=ghcr.io/username/myapp:hotfix")
-        probe = probes.deployment(kube, ns, "myapp", image=expected_image, available=False)
-        what, expected = "kubectl set image ... myapp:hotfix", f"image back to {expected_image} (from Git)"
-    elif drift == "delete-service":
-        kube.kubectl("-n", ns, "delete", "service", "myapp", "--wait=true")
-        probe = probes.exists(kube, "service", "myapp", ns)
-        what, expected = "kubectl delete service myapp", "Service myapp recreated (from Git)"
-    else:
-        raise ValueError(f"unknown drift {drift!r}")
-    t0 = time.monotonic()
-    waiter.until(
-        probes.with_policy(argocd, app.name, probe), timeout=timeout, what=f"self-heal of `{what}` in {ns}", expected=expected,
-        remediation=hints.for_item("self_heal") + " The Application needs syncPolicy.automated.selfHeal: true.",
-        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    return time.monotonic() - t0
-
-
-# ----- prune -------------------------------------------------------------------------------
 
 PRUNE_COMMIT_REPLICAS = 4  # the removal commit also scales myapp: an apply the watch can see
 
@@ -127,7 +47,7 @@ def removed_manifest_is_pruned(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD
         probes.with_policy(argocd, app.name, pruned), timeout=timeout, what=f"prune of Service myapp removed from Git in {sha[:10]}",
         expected="Service myapp deleted from the cluster and the app synced at the removal commit",
         remediation=hints.PITFALLS["prune-disabled"] + " " + hints.ON_FAILURE[2],
-        evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        evidence=app_evidence(kube, argocd, app), diagnose=app_diagnosis(argocd, app))
     return time.monotonic() - t0
 
 

@@ -1,5 +1,6 @@
-"""The checks behind Validation items `notifications` and `drift_alerts` (procedure Step 6),
-shared by the suites and by the self-tests that break the setup on purpose.
+"""The checks behind Validation item `notifications` (procedure Step 6), shared by the suites
+and by the self-tests that break the setup on purpose. drift_alerts_checks.py uses the
+receiver's and the controller's evidence helpers from here.
 
 Each returns what it measured or raises `CheckFailed` naming the trigger/service involved,
 what the receiver saw and, from the notifications controller's log, why (e.g. Slack's
@@ -25,9 +26,7 @@ from fixtures.peers import recorded_secret as redacted
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
 DELIVERY = 45.0
 SYNC_FAILS = 60.0
-OUT_OF_SYNC = 60.0
 NO_DUPLICATE_WINDOW = 6.0   # quiet period in which a second on-deployed for a revision would show
-HOLD_SYNCED = 10.0          # how long an ignored replica change must leave the app Synced (drift shows in ~3s)
 
 HINT = hints.for_item("notifications")
 
@@ -58,7 +57,7 @@ def _is_time(text: str) -> bool:
         return False
 
 
-def _body(record: dict) -> dict:
+def request_body(record: dict) -> dict:
     if isinstance(record.get("json"), dict):
         return record["json"]
     try:
@@ -77,12 +76,12 @@ def controller_log(target: Target, *needles: str, lines: int = 300, keep: int = 
     return "\n".join(hits[-keep:]) or "(no controller log line mentions " + ", ".join(needles) + ")"
 
 
-def _notified(argocd: ArgoCD, app: str) -> str:
+def notified(argocd: ArgoCD, app: str) -> str:
     ann = ((argocd.app(app) or {}).get("metadata") or {}).get("annotations") or {}
     return ann.get(NOTIFIED, "(none)")
 
 
-def _evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: str):
+def evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: str):
     def collect() -> dict[str, str]:
         return {"application": kube.get_yaml("applications.argoproj.io", app, argocd.namespace),
                 "receiver-records": json.dumps(n.receiver.received("/", None)[-20:], indent=1),
@@ -90,7 +89,7 @@ def _evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app:
     return collect
 
 
-def _summary(records: list[dict]) -> str:
+def summary(records: list[dict]) -> str:
     return "; ".join(f"{r['method']} {r['path']} -> {r['status']} {json.dumps(r.get('response'))[:80]} "
                      f"auth_ok={r.get('auth_ok')}" for r in records[-3:]) or "nothing"
 
@@ -110,22 +109,22 @@ def deployed_webhook(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: 
         if op.get("phase") == "Succeeded" and (op.get("syncResult") or {}).get("revision") == revision:
             finished_seen.add(op.get("finishedAt"))
         got = n.receiver.received(n.hook_path)
-        mine = [r for r in got if _body(r).get("revision") == revision]
+        mine = [r for r in got if request_body(r).get("revision") == revision]
         if mine:
             return Observation.ok(f"{len(mine)} on-deployed request(s) for {revision[:10]}")
         state = probes.app_state(argocd, app.name)
         return Observation.pending(
-            f"no request for revision {revision[:10]} under {n.hook_path} (received: {_summary(got)}); "
-            f"app {state.describe()}; {NOTIFIED}={_notified(argocd, app.name)}; controller log: "
+            f"no request for revision {revision[:10]} under {n.hook_path} (received: {summary(got)}); "
+            f"app {state.describe()}; {NOTIFIED}={notified(argocd, app.name)}; controller log: "
             f"{controller_log(target, app.name, n.on_deployed, n.hook, keep=3)}")
 
     waiter.until(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
                  f"service webhook.{n.hook})",
                  expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
-                 remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name),
+                 remediation=HINT, evidence=evidence(kube, argocd, target, n, app.name),
                  diagnose=diagnose.components(diagnose.NOTIFICATIONS))
-    rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
-    body = _body(rec)
+    rec = [r for r in n.receiver.received(n.hook_path) if request_body(r).get("revision") == revision][0]
+    body = request_body(rec)
     deployed = _deployed_at(argocd, app.name, revision)
     # the template renders operationState.finishedAt of the operation that fired; the history's
     # deployedAt is written for that operation too, up to a second apart (whole seconds)
@@ -149,7 +148,7 @@ def exactly_once_per_revision(waiter: checks.Waiter, n: Notifications, revisions
                               window: float = NO_DUPLICATE_WINDOW) -> str:
     """oncePer app.status.sync.revision: after a quiet window, each revision was posted once."""
     def counts() -> dict[str, int]:
-        got = [_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
+        got = [request_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
         return {rev[:10]: got.count(rev) for rev in revisions}
 
     t0 = time.monotonic()
@@ -194,11 +193,11 @@ def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Tar
                 f"(auth_ok: {posts[-1].get('auth_ok')}); controller log: {log}",
                 "service.slack token is not accepted by the Slack API")
         return Observation.pending(f"no accepted chat.postMessage to {n.channel} containing {list(must_contain)} "
-                                   f"(Slack requests seen: {_summary(posts)}); controller log: {log}")
+                                   f"(Slack requests seen: {summary(posts)}); controller log: {log}")
 
     waiter.until(probe, timeout=timeout, what=what,
                  expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
-                 remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name),
+                 remediation=HINT, evidence=evidence(kube, argocd, target, n, app_name),
                  diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     return _slack_posts(n, since)[-1]
 
@@ -249,69 +248,3 @@ def template_notify(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: T
     rec = slack_message(waiter, kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
                         what=what, timeout=timeout)
     return rec, max(0.0, rec["time"] - t0)
-
-
-# ----- drift_alerts ----------------------------------------------------------------------------
-
-def drift_is_alerted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
-                     app: DeployedApp, *,
-                     timeout: float = DELIVERY) -> tuple[str, float]:
-    """With selfHeal off, `kubectl scale` makes the app OutOfSync, `argocd app diff` names
-    `replicas`, and the on-out-of-sync trigger posts an alert listing Deployment/myapp.
-    Returns (the diff, seconds from the kubectl change to the alert's receipt)."""
-    t0 = time.time()
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
-    waiter.until(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
-                 timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
-                 expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
-    diff = argocd.cli("app", "diff", app.name, check=False)
-    text = diff.stdout + diff.stderr
-    checks.expect(diff.returncode == 1 and "replicas" in text, what=f"`argocd app diff {app.name}`",
-                  expected="exit 1 (differences) and a diff naming the changed field `replicas`",
-                  observed=f"exit {diff.returncode}: {text.strip()[:600]}", remediation=hints.for_item("drift_alerts"))
-
-    def alerted() -> Observation:
-        got = n.receiver.received(n.hook_path, since=t0)
-        hits = [r for r in got if _body(r).get("syncStatus") == "OutOfSync" and _body(r).get("app") == app.name]
-        if hits:
-            return Observation.ok(f"alert listing {_body(hits[0]).get('outOfSync')}")
-        return Observation.pending(f"no OutOfSync alert under {n.hook_path} since the change (received: {_summary(got)}); "
-                                   f"{NOTIFIED}={_notified(argocd, app.name)}; controller log: "
-                                   f"{controller_log(target, app.name, n.on_out_of_sync, keep=3)}")
-
-    waiter.until(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
-                 f"service webhook.{n.hook})",
-                 expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
-                 remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name),
-                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
-    rec = [r for r in n.receiver.received(n.hook_path, since=t0) if _body(r).get("syncStatus") == "OutOfSync"][0]
-    drifted = _body(rec).get("outOfSync") or []
-    checks.expect("Deployment/myapp" in drifted, what="drift alert content", expected="outOfSync lists Deployment/myapp",
-                  observed=f"outOfSync={drifted}", remediation=hints.for_item("drift_alerts"))
-    return text, max(0.0, rec["time"] - t0)
-
-
-def ignored_replicas_stay_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *,
-                                 hold: float = HOLD_SYNCED) -> str:
-    """The HPA pitfall: with ignoreDifferences /spec/replicas and RespectIgnoreDifferences=true,
-    a replica change (what an HPA does) leaves the app Synced (after a hard refresh) and is not
-    reverted, for `hold` seconds."""
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
-    argocd.app(app.name, refresh="hard")
-    t0 = time.monotonic()
-    dep = probes.deployment(kube, app.namespace, "myapp", replicas=2, available=False)
-
-    def probe() -> Observation:
-        s = probes.app_state(argocd, app.name)
-        d = dep()
-        seen = f"{s.describe()}; {d.observed}"
-        if s.sync_status != "Synced" or d.outcome is not checks.Outcome.OK:
-            return Observation.failed(seen, "the replica change counted as drift")
-        if time.monotonic() - t0 < hold:
-            return Observation.pending(f"{seen} (holding {hold:g}s)")
-        return Observation.ok(seen)
-
-    return waiter.until(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scaled=False,
-                        what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
-                        expected=f"application Synced and replicas left at 2 for {hold:g}s",
-                        remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " " + hints.ON_FAILURE[6]).observed
