@@ -18,7 +18,7 @@ from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.engine import argocd_app_state
 from fixtures.kube import Kube
-from scenarios.app_of_apps import AppOfApps
+from scenarios.step3_app_of_apps import AppOfApps
 
 ROLLOUT = 150.0   # the root, four waves, and each child's own sync
 CHILD_CHANGE = 60.0

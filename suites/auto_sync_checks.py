@@ -13,8 +13,8 @@ from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
-from scenarios import myapp
-from scenarios.fixtures import DeployedApp
+from scenarios import step2_applications as step2
+from scenarios.step2_applications import DeployedApp
 
 # Bounds (seconds, before --timeout-scale). The testbed answers in seconds; these leave
 # room for a busy CI runner and for a real cluster's reconciliation.
@@ -34,10 +34,10 @@ def app_diagnosis(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
 
 def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, sha: str, *,
                      tag: str | None = None, replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
-    """After a commit `sha` to the prod overlay (scenarios.myapp.commit_prod: `tag`, `replicas`),
+    """After a commit `sha` to the prod overlay (scenarios.step2_applications.commit_prod: `tag`, `replicas`),
     the app must become Synced at that commit and the Deployment must change. Returns seconds
     from the call (right after the push) to synced."""
-    change = myapp.prod_change(tag=tag, replicas=replicas)
+    change = step2.prod_change(tag=tag, replicas=replicas)
     t0 = time.monotonic()
     synced = probes.app_synced(argocd, app.name, revision=sha)
 

@@ -17,8 +17,9 @@ from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
-from scenarios import myapp, rollouts
-from scenarios.rollouts import DeployedRollout, View, look
+from scenarios import step2_applications as step2
+from scenarios import step5_rollouts as step5
+from scenarios.step5_rollouts import DeployedRollout, View, look
 
 # Bounds (seconds, before --timeout-scale). A full walk is 4 pauses of CANARY_PAUSE plus
 # the analysis; the testbed does it in ~20s.
@@ -34,11 +35,11 @@ BAD_ANALYSIS = ("Failed", "Error", "Inconclusive")
 def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedRollout):
     def collect() -> dict[str, str]:
         ns = app.namespace
-        tree = rollouts.plugin(kube, ns, "get", "rollout", rollouts.ROLLOUT)
+        tree = step5.plugin(kube, ns, "get", "rollout", step5.ROLLOUT)
         return {"rollout-tree": tree.stdout or tree.stderr,
-                "rollout": kube.get_yaml("rollouts.argoproj.io", rollouts.ROLLOUT, ns),
+                "rollout": kube.get_yaml("rollouts.argoproj.io", step5.ROLLOUT, ns),
                 "analysisruns": kube.kubectl("get", "analysisruns.argoproj.io", "-n", ns, "-o", "yaml", check=False).stdout,
-                "canary-ingress": kube.get_yaml("ingress", rollouts.CANARY_INGRESS, ns),
+                "canary-ingress": kube.get_yaml("ingress", step5.CANARY_INGRESS, ns),
                 "application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
                 "events": kube.events(ns)}
     return collect
@@ -63,7 +64,7 @@ def _bad_analysis(v: View) -> str | None:
     for a in _runs_of(v, v.current_hash):
         if a["phase"] in BAD_ANALYSIS:
             return (f"AnalysisRun {a['name']} {a['phase']}: {a['message'] or '(no message)'}; "
-                    f"measurements {rollouts.measurements(a)}")
+                    f"measurements {step5.measurements(a)}")
     return None
 
 
@@ -103,7 +104,7 @@ class Recorder:
         """The canary weight of every version of the canary Ingress, repeats collapsed."""
         seen: list[int] = []
         for c in self.ingress.snapshot():
-            raw = c.annotation(rollouts.WEIGHT_ANNOTATION) if c.name == rollouts.CANARY_INGRESS else None
+            raw = c.annotation(step5.WEIGHT_ANNOTATION) if c.name == step5.CANARY_INGRESS else None
             if raw not in (None, "") and c.type != "DELETED" and (not seen or seen[-1] != int(raw)):
                 seen.append(int(raw))
         return seen
@@ -122,8 +123,8 @@ class Recorder:
         if v.step_index is not None and (not self.steps or self.steps[-1] != v.step_index):
             self.steps.append(v.step_index)
         now = time.monotonic()
-        if (self.analysis_step_at is None and v.step_index is not None and v.step_index >= rollouts.ANALYSIS_STEP
-                and any(i < rollouts.ANALYSIS_STEP for i in self.steps)):
+        if (self.analysis_step_at is None and v.step_index is not None and v.step_index >= step5.ANALYSIS_STEP
+                and any(i < step5.ANALYSIS_STEP for i in self.steps)):
             self.analysis_step_at = now
         for a in v.analysis_runs:
             if a["phase"] in ("", "Pending", "Running"):
@@ -137,7 +138,7 @@ def _commit_tag(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Deployed
                 rec: "Recorder") -> str:
     """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
     keeps watching meanwhile: the first weight may be set before the sync is reported."""
-    myapp.set_prod(app.repo, tag=tag)
+    step2.set_prod(app.repo, tag=tag)
     sha = app.repo.commit_and_push(f"Release myapp {tag}")
     synced = probes.app_synced(argocd, app.name, revision=sha, healthy=False)
 
@@ -186,12 +187,12 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic
 
         what = f"canary rollout of {new_image} in {app.namespace}"
         waiter.until(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                     expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
+                     expected=f"weights {'→'.join(map(str, step5.WEIGHTS))} step by step, analysis "
                                    f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         walked = [w for w in rec.weights if w > 0]
-        checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
+        checks.expect(all(w in walked for w in step5.WEIGHTS[:-1]) and walked == sorted(walked),
                       what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
-                      expected=f"the canary Ingress weight rising through {list(rollouts.WEIGHTS[:-1])}",
+                      expected=f"the canary Ingress weight rising through {list(step5.WEIGHTS[:-1])}",
                       remediation=REMEDY)
 
         new_hash = look(kube, app.namespace).current_hash
@@ -199,7 +200,7 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic
         def analysis_done() -> Observation:
             runs = _runs_of(rec.look(), new_hash)
             seen = f"analysisruns of revision {new_hash}: " + (", ".join(
-                f"{a['name']}={a['phase'] or 'Pending'} measurements={rollouts.measurements(a)}" for a in runs) or "none")
+                f"{a['name']}={a['phase'] or 'Pending'} measurements={step5.measurements(a)}" for a in runs) or "none")
             # a background run that only errored still ends "Successful (Run Terminated)": require a
             # measurement that actually met the success condition
             if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
@@ -217,7 +218,7 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic
             v = look(kube, app.namespace)
             return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
-        waiter.until(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
+        waiter.until(checks.all_of(settled, step5.app_synced(argocd, app.name, revision=sha)), timeout=30,
                      what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
                      expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
                               "(Argo CD does not fight the Rollouts controller)")
@@ -270,7 +271,7 @@ def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, ap
 
         def old_serves() -> Observation:
             v = look(kube, app.namespace)
-            svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
+            svc = kube.get("service", step5.STABLE_SVC, app.namespace) or {}
             selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
             pods = _stable_pods(kube, app.namespace, old.stable_rs)
             seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
@@ -290,7 +291,7 @@ def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, ap
 def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
     command = "kubectl argo rollouts " + " ".join(args)
-    proc = rollouts.plugin(kube, app.namespace, *args)
+    proc = step5.plugin(kube, app.namespace, *args)
     checks.expect(proc.returncode == 0, what=f"`{command}` (procedure step 5)", expected="exit 0",
                   observed=f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}", remediation=REMEDY)
     return proc.stdout
@@ -312,7 +313,7 @@ def set_image_pauses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Dep
                      timeout: float = CLI) -> View:
     """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
-    _cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
+    _cli(kube, app, "set", "image", step5.ROLLOUT, f"myapp={image}")
     return _until(waiter, kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
                   lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
@@ -346,7 +347,7 @@ def set_image_holds(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Depl
 def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, *,
                       timeout: float = CLI) -> View:
     image = look(kube, app.namespace).image
-    _cli(kube, app, "promote", rollouts.ROLLOUT)
+    _cli(kube, app, "promote", step5.ROLLOUT)
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts promote myapp`",
                   f"past the pause, Healthy with {image} stable",
                   lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
@@ -354,7 +355,7 @@ def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: De
 
 def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
                             timeout: float = CLI) -> View:
-    _cli(kube, app, "abort", rollouts.ROLLOUT)
+    _cli(kube, app, "abort", step5.ROLLOUT)
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
                   lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
@@ -363,7 +364,7 @@ def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, a
 
 def undo_rolls_back(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
                     timeout: float = CLI) -> View:
-    _cli(kube, app, "undo", rollouts.ROLLOUT)
+    _cli(kube, app, "undo", step5.ROLLOUT)
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
@@ -381,7 +382,7 @@ class History:
 
 def kept_revisions(kube: Kube, namespace: str) -> list[int]:
     """The revisions the Rollout keeps: its ReplicaSets' rollout.argoproj.io/revision annotations."""
-    rollout = kube.get("rollouts.argoproj.io", rollouts.ROLLOUT, namespace) or {}
+    rollout = kube.get("rollouts.argoproj.io", step5.ROLLOUT, namespace) or {}
     uid = (rollout.get("metadata") or {}).get("uid")
     rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout).get("items") or []
     return sorted(int(r["metadata"]["annotations"][REVISION]) for r in rs
@@ -395,16 +396,16 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
     prints the same history (a `revision:N` per ReplicaSet). The check: the Rollout keeps at
     least `at_least` revisions (something to undo to) and `get rollout` lists every one of them.
     The missing `history` command is returned as a warning, never counted as a pass."""
-    proc = rollouts.plugin(kube, app.namespace, "history", rollouts.ROLLOUT)
+    proc = step5.plugin(kube, app.namespace, "history", step5.ROLLOUT)
     out = (proc.stdout + proc.stderr).strip()
     warning = None
     if not (proc.returncode == 0 and "REVISION" in out.upper()):
-        version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
+        version = step5.plugin(kube, app.namespace, "version", "--short").stdout.strip()
         warning = (f"the procedure's `kubectl argo rollouts history myapp` is not a command of the plugin "
                    f"({version}): exit {proc.returncode}: {out.splitlines()[0][:200] if out else ''}; "
                    f"`kubectl argo rollouts get rollout myapp` lists the revisions instead")
     kept = kept_revisions(kube, app.namespace)
-    got = rollouts.plugin(kube, app.namespace, "get", "rollout", rollouts.ROLLOUT)
+    got = step5.plugin(kube, app.namespace, "get", "rollout", step5.ROLLOUT)
     listing = (got.stdout + got.stderr).strip()
     listed = sorted({int(w.split(":", 1)[1]) for w in listing.split()
                      if w.startswith("revision:") and w.split(":", 1)[1].isdigit()})
@@ -417,6 +418,6 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
     checks.expect(len(kept) >= at_least, what=what,
                   expected=f"at least {at_least} revisions kept (a previous one to undo to)",
                   observed=f"{observed}; spec.revisionHistoryLimit="
-                           f"{((kube.get('rollouts.argoproj.io', rollouts.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
+                           f"{((kube.get('step5.argoproj.io', step5.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
                   remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
     return History(listed=observed, warning=warning)

@@ -10,8 +10,8 @@ from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from fixtures.providers import Target
-from scenarios.fixtures import DeployedApp
-from scenarios.notifications import NOTIFIED, Notifications
+from scenarios.step2_applications import DeployedApp
+from scenarios.step6_notifications import NOTIFIED, Notifications
 from suites.notifications_checks import DELIVERY, controller_log, evidence, notified, request_body, summary
 
 # Bounds (seconds, before --timeout-scale).

@@ -18,9 +18,9 @@ from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from fixtures.providers import Target
-from scenarios import myapp
-from scenarios.fixtures import DeployedApp
-from scenarios.notifications import NOTIFIED, Notifications
+from scenarios import step2_applications as step2
+from scenarios.step2_applications import DeployedApp
+from scenarios.step6_notifications import NOTIFIED, Notifications
 from fixtures.peers import recorded_secret as redacted
 
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
@@ -208,7 +208,7 @@ def sync_failure_reaches_slack(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD
     """Commit a manifest the API server rejects (replicas: -1); the sync must fail and
     on-sync-failed must post app-sync-failed to the subscribed channel, naming the app and
     the reason. Returns (the post, seconds from the operation's finishedAt to receipt)."""
-    myapp.set_prod(app.repo, replicas=-1)
+    step2.set_prod(app.repo, replicas=-1)
     sha = app.repo.commit_and_push("Break prod: replicas -1 (rejected by the API server)")
 
     def failed() -> Observation:

@@ -10,8 +10,8 @@ from fixtures.argocd import ArgoCD
 from fixtures.changes import ChangeLog
 from fixtures.checks import Observation
 from fixtures.kube import Kube
-from scenarios import myapp
-from scenarios.fixtures import DeployedApp
+from scenarios import step2_applications as step2
+from scenarios.step2_applications import DeployedApp
 from suites.auto_sync_checks import app_diagnosis, app_evidence
 
 PRUNE = 60.0  # seconds, before --timeout-scale
@@ -29,7 +29,7 @@ def removed_manifest_is_pruned(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD
     base["resources"] = [r for r in base["resources"] if r != "service.yaml"]
     app.repo.write_yaml("apps/myapp/base/kustomization.yaml", base)
     app.repo.delete("apps/myapp/base/service.yaml")
-    myapp.set_prod(app.repo, replicas=PRUNE_COMMIT_REPLICAS)
+    step2.set_prod(app.repo, replicas=PRUNE_COMMIT_REPLICAS)
     sha = app.repo.commit_and_push(f"Remove the myapp Service, scale myapp to {PRUNE_COMMIT_REPLICAS}")
     t0 = time.monotonic()
 

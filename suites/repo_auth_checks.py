@@ -5,7 +5,7 @@ from __future__ import annotations
 from fixtures import checks, diagnose, hints
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
-from scenarios import repos
+from scenarios import step1_install as step1
 
 CONNECT = 30.0
 
@@ -13,7 +13,7 @@ CONNECT = 30.0
 def connection_successful(waiter: checks.Waiter, argocd: ArgoCD, url: str, how: str, timeout: float = CONNECT) -> str:
     """`argocd repo list` shows STATUS Successful for the repository (as `argocd repo get`)."""
     def probe() -> Observation:
-        state = repos.connection(argocd, url)
+        state = step1.connection(argocd, url)
         seen = f"{state.get('status', '?')}: {state.get('message', '')}".strip(": ")
         if state.get("status") == "Successful":
             return Observation.ok(seen)

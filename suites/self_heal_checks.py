@@ -7,13 +7,13 @@ import time
 from fixtures import checks, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.kube import Kube
-from scenarios.fixtures import DeployedApp
+from scenarios.step2_applications import DeployedApp
 from suites.auto_sync_checks import app_diagnosis, app_evidence
 
 SELF_HEAL = 60.0  # seconds, before --timeout-scale
 
 
-# what each drift (scenarios.myapp.DRIFTS) changed, and the state Git declares, which must come back
+# what each drift (scenarios.step2_applications.DRIFTS) changed, and the state Git declares, which must come back
 REVERTED = {
     "scale": ("kubectl scale deployment/myapp --replicas=1", "replicas back to 5 (from Git)"),
     "set-image": ("kubectl set image ... myapp:hotfix", "image back to {image} (from Git)"),
@@ -23,7 +23,7 @@ REVERTED = {
 
 def drift_is_reverted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, drift: str, *,
                       since: float, timeout: float = SELF_HEAL) -> float:
-    """After an out-of-band change (scenarios.myapp.drift, made at `since`, time.monotonic()),
+    """After an out-of-band change (scenarios.step2_applications.drift, made at `since`, time.monotonic()),
     the engine must undo it. Returns seconds from the change to the reverted state."""
     ns = app.namespace
     expected_image = f"{app.image}:v1.0.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import app_of_apps
+from scenarios import step3_app_of_apps as step3
 from suites import app_of_apps_checks as aoa
 
 pytestmark = pytest.mark.validation("app_of_apps")
@@ -26,10 +26,10 @@ def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, 
     extra = unique("aoa-extra")
     tracker.apps.append(extra)
     tracker.namespaces.append(f"{layout.prod_namespace}-dev")
-    path = app_of_apps.add_child(layout, extra)
+    path = step3.add_child(layout, extra)
     layout.repo.commit_and_push(f"Add child {extra}")
     record_metric("child_added_to_synced_s", aoa.child_appears(waiter, argocd, extra))
     layout.repo.delete(path)
     layout.repo.commit_and_push(f"Remove child {extra}")
     record_metric("child_removed_to_pruned_s", aoa.child_pruned(waiter, argocd, kube, extra, argocd.namespace,
-                                                                     root=layout.root))
+                                                                root=layout.root))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import rollouts
+from scenarios import step5_rollouts as step5
 from suites import canary_checks
 
 pytestmark = pytest.mark.validation("canary")
@@ -14,7 +14,7 @@ def test_canary_walks_weights_and_promotes_on_healthy_analysis(deploy_rollout, k
     app = deploy_rollout()
     result = canary_checks.canary_progresses(waiter, kube, argocd, traffic, app, tag="v1.1.0")
     if traffic.real:  # a cluster: what the real pods served, as Prometheus and the pods saw it
-        record_evidence("real-traffic", rollouts.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
     record_check("canary weight sequence", "20→40→60→80(→100) then 0", f"weights {result.weights}, steps {result.steps}",
                  True)
     if result.decision_s is not None:
@@ -26,7 +26,7 @@ def test_canary_aborts_and_stable_keeps_serving_on_failed_analysis(deploy_rollou
     app = deploy_rollout()
     decision = canary_checks.canary_aborts(waiter, kube, argocd, traffic, app, tag="v1.1.0", rate=0.5)
     if traffic.real:
-        record_evidence("real-traffic", rollouts.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
     if decision is not None:
         record_metric("analysis_decision_s", decision)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.notifications import IGNORE_REPLICAS
+from scenarios.step6_notifications import IGNORE_REPLICAS
 from suites import drift_alerts_checks
 
 pytestmark = pytest.mark.validation("drift_alerts")

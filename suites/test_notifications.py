@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import myapp
-from scenarios.notifications import FAST_FAIL
+from scenarios import step2_applications as step2
+from scenarios.step6_notifications import FAST_FAIL
 from suites import auto_sync_checks, notifications_checks as nc
 
 pytestmark = pytest.mark.validation("notifications")
@@ -20,7 +20,7 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
     n = notifications(slack=False)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     nc.deployed_webhook(waiter, kube, argocd, target, n, app, app.synced_revision)
-    sha = myapp.commit_prod(app.repo, replicas=3)  # a second revision
+    sha = step2.commit_prod(app.repo, replicas=3)  # a second revision
     auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, replicas=3)
     body, latency = nc.deployed_webhook(waiter, kube, argocd, target, n, app, sha)
     record_metric("event_to_notified_s", latency)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scenarios import app_of_apps
+from scenarios import step3_app_of_apps as step3
 from suites import app_of_apps_checks as aoa
 from tests.breaking import fails_within
 
@@ -36,7 +36,7 @@ def test_child_checks_fail_with_a_root_that_does_not_prune_and_a_broken_child(de
                  "-p", json.dumps({"spec": {"syncPolicy": {"automated": {"prune": False, "selfHeal": True}}}}))
     kept = unique("aoa-kept")
     tracker.apps.append(kept)
-    path = app_of_apps.add_child(layout, kept)
+    path = step3.add_child(layout, kept)
     layout.repo.commit_and_push(f"Add child {kept}")
     aoa.child_appears(waiter, argocd, kept)
     layout.repo.delete(path)
@@ -47,7 +47,7 @@ def test_child_checks_fail_with_a_root_that_does_not_prune_and_a_broken_child(de
 
     broken = unique("aoa-broken")
     tracker.apps.append(broken)
-    path = app_of_apps.add_child(layout, broken)
+    path = step3.add_child(layout, broken)
     child = layout.repo.read_yaml(path)[0]
     child["spec"]["source"]["path"] = "apps/myapp/overlays/no-such-overlay"  # a typo in the child's path
     layout.repo.write_yaml(path, child)

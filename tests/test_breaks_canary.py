@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.checks import Observation
 from tests.breaking import fails_within
-from scenarios import rollouts
+from scenarios import step5_rollouts as step5
 from suites import canary_checks
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
@@ -47,7 +47,7 @@ def test_canary_check_fails_with_the_procedures_verbatim_success_condition(deplo
     """Step 5's AnalysisTemplate verbatim (`successCondition: result >= 0.95`) compares a list
     with a number: every measurement errors and a canary at 0.5 success is promoted unverified.
     The abort check must catch that (and the suites use `result[0] >= 0.95`)."""
-    app = deploy_rollout(success_condition=rollouts.PROCEDURE_SUCCESS_CONDITION)
+    app = deploy_rollout(success_condition=step5.PROCEDURE_SUCCESS_CONDITION)
     message = fails_within(canary_checks.canary_aborts, waiter, kube, argocd, traffic, app, tag="v1.1.0", rate=0.5,
                      bound=canary_checks.CANARY)
     assert "mismatched types" in message or "Error" in message, message
@@ -72,7 +72,7 @@ def test_cli_checks_fail_when_rollouts_controller_is_stopped(deploy_rollout, kub
     names the stopped controller."""
     app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
     traffic.release(app.metric_service, "v1.1.0", 1.0)
-    stable = rollouts.look(kube, app.namespace)
+    stable = step5.look(kube, app.namespace)
     canary_checks.set_image_pauses(waiter, kube, argocd, app, "v1.1.0")  # paused at 20%, the controller still up
     with testbed_handle.stopped("rollouts-controller"):
         for check, args in ((canary_checks.promote_completes, ()),
@@ -90,7 +90,7 @@ def test_history_check_fails_when_the_rollout_keeps_no_history(deploy_rollout, k
     release the Rollout keeps only the current revision, so there is nothing to undo to."""
     patch = "- op: replace\n  path: /spec/revisionHistoryLimit\n  value: 0\n"
     app = deploy_rollout(changes={"spec.source.kustomize": {"patches": [
-        {"target": {"group": "argoproj.io", "kind": "Rollout", "name": rollouts.ROLLOUT}, "patch": patch}]}})
+        {"target": {"group": "argoproj.io", "kind": "Rollout", "name": step5.ROLLOUT}, "patch": patch}]}})
     canary_checks.canary_progresses(waiter, kube, argocd, traffic, app, tag="v1.1.0")
 
     def old_revision_dropped() -> Observation:

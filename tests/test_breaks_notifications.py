@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from tests.breaking import fails_within
-from scenarios.notifications import FAST_FAIL, IGNORE_REPLICAS
+from scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
 from suites import drift_alerts_checks, notifications_checks as nc
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
@@ -21,7 +21,7 @@ NEVER = "app.status.operationState.phase in ['NeverHappens']"
 
 
 @pytest.mark.breaks("suites.notifications_checks.sync_failure_reaches_slack",
-                     "suites.notifications_checks.slack_message")
+                    "suites.notifications_checks.slack_message")
 def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),

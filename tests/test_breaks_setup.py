@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import ChangeLog
-from scenarios import myapp, repos, roles
+from scenarios import step1_install as step1
+from scenarios import step2_applications as step2
+from scenarios import step3_app_of_apps as step3
 from suites import app_of_apps_checks as aoa
 from suites import auto_sync_checks, install_checks, prune_checks, rbac_checks, repo_auth_checks, self_heal_checks
 from tests.breaking import fails_within
@@ -22,7 +24,7 @@ SHORT = 15.0  # a bound the working setup meets many times over (see the suites'
 @pytest.mark.breaks("suites.self_heal_checks.drift_is_reverted")
 def test_self_heal_check_fails_when_self_heal_is_off(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.selfHeal": False})
-    changed_at = myapp.drift(kube, app.namespace, "scale")
+    changed_at = step2.drift(kube, app.namespace, "scale")
     message = fails_within(self_heal_checks.drift_is_reverted, waiter, kube, argocd, app, "scale", since=changed_at,
                            timeout=SHORT, bound=SHORT)
     assert "replicas back to 5" in message and "replicas=1" in message
@@ -44,7 +46,7 @@ def test_auto_sync_check_fails_without_webhook_and_polling(deploy_myapp, kube, a
     app.repo.on_push = None  # no webhook for this push ...
     testbed_handle.start_component("argocd-application-controller", resync_seconds=0)  # ... and no polling
     try:
-        sha = myapp.commit_prod(app.repo, tag="v9.9.9")
+        sha = step2.commit_prod(app.repo, tag="v9.9.9")
         message = fails_within(auto_sync_checks.commit_is_synced, waiter, kube, argocd, app, sha, tag="v9.9.9",
                                timeout=SHORT, bound=SHORT)
     finally:
@@ -72,7 +74,7 @@ def test_repo_auth_check_fails_with_a_wrong_credential(git_repo, argocd, kube, t
     # declared as a repository Secret (`argocd repo add` would refuse a wrong token outright)
     name = unique("repo-bad-cred")
     tracker.other.append(("secret", name, argocd.namespace))
-    repos.declare_repository_secret(kube, argocd.namespace, name, repo.url, repo.username, "wrong-" + repo.token[:6])
+    step1.declare_repository_secret(kube, argocd.namespace, name, repo.url, repo.username, "wrong-" + repo.token[:6])
     message = fails_within(repo_auth_checks.connection_successful, waiter, argocd, repo.url, "HTTP(S) with a token",
                      timeout=SHORT, bound=SHORT)
     assert "authentication required" in message, message
@@ -90,7 +92,7 @@ def test_app_of_apps_check_fails_when_a_child_is_outside_the_root_path(deploy_ap
 def test_rbac_check_fails_when_a_role_grants_sync_to_everyone(production_project, argocd):
     production = production_project(roles=lambda proj: [
         {"name": "developer", "policies": [f"p, proj:{proj}:developer, applications, *, {proj}/*, allow"]}])
-    developer = roles.role_token(argocd, production.project, "developer")
+    developer = step3.role_token(argocd, production.project, "developer")
     message = fails_within(rbac_checks.cannot_sync, developer, production.app, "developer", bound=5)
     assert "the role grants sync" in message, message
 
@@ -102,7 +104,7 @@ def test_refusal_check_fails_when_the_credential_is_accepted(git_repo, argocd, k
     repo = git_repo("auth-not-bad")
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
-    result = repos.register_https(argocd, kube, repo, check=False)  # the real token
+    result = step1.register_https(argocd, kube, repo, check=False)  # the real token
     message = fails_within(repo_auth_checks.add_is_refused, result, "argocd repo add with a wrong token",
                            ("authentication", "auth", "401", "credentials"), bound=1)
     assert "argocd repo add refuses the repository" in message and "exit 0" in message, message

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures import diagnose
-from scenarios import myapp
+from scenarios import step2_applications as step2
 from suites import auto_sync_checks
 from tests.breaking import fails_within
 
@@ -25,7 +25,7 @@ def test_stopped_application_controller_is_named(deploy_myapp, kube, argocd, tes
     """An Application made while the application controller is down has no status at all."""
     with testbed_handle.stopped(diagnose.APP_CONTROLLER):
         app = deploy_myapp(wait=False)
-        sha = myapp.commit_prod(app.repo, tag="v1.1.0")
+        sha = step2.commit_prod(app.repo, tag="v1.1.0")
         message = fails_within(auto_sync_checks.commit_is_synced, waiter, kube, argocd, app, sha, tag="v1.1.0",
                                timeout=SHORT, bound=SHORT)
     cause = _cause(message)
@@ -40,7 +40,7 @@ def test_stopped_kube_controller_manager_is_named(deploy_myapp, kube, argocd, te
     stays Progressing. The cause is the cluster's controllers, not Argo CD."""
     app = deploy_myapp()
     with testbed_handle.stopped(diagnose.CONTROLLER_MANAGER):
-        sha = myapp.commit_prod(app.repo, tag="v1.1.0")
+        sha = step2.commit_prod(app.repo, tag="v1.1.0")
         message = fails_within(auto_sync_checks.commit_is_synced, waiter, kube, argocd, app, sha, tag="v1.1.0",
                                timeout=SHORT, bound=SHORT)
     cause = _cause(message)
@@ -54,10 +54,10 @@ def test_broken_kustomization_is_reported_in_argo_cds_words(deploy_myapp, kube, 
     """A kustomization naming a file that is not in Git: Argo CD cannot render the app and
     says why in a ComparisonError; the failure quotes it."""
     app = deploy_myapp()
-    overlay = app.repo.read_yaml(f"{myapp.PROD_PATH}/kustomization.yaml")[0]
+    overlay = app.repo.read_yaml(f"{step2.PROD_PATH}/kustomization.yaml")[0]
     overlay["resources"].append("hpa.yaml")  # committed without the file
-    app.repo.write_yaml(f"{myapp.PROD_PATH}/kustomization.yaml", overlay)
-    sha = myapp.commit_prod(app.repo, tag="v1.1.0")
+    app.repo.write_yaml(f"{step2.PROD_PATH}/kustomization.yaml", overlay)
+    sha = step2.commit_prod(app.repo, tag="v1.1.0")
     message = fails_within(auto_sync_checks.commit_is_synced, waiter, kube, argocd, app, sha, tag="v1.1.0",
                            timeout=SHORT, bound=SHORT)
     cause = _cause(message)

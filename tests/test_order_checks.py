@@ -7,7 +7,7 @@ import pytest
 
 from fixtures.changes import Change, ChangeLog
 from fixtures.checks import CheckFailed, Waiter
-from scenarios.app_of_apps import AppOfApps
+from scenarios.step3_app_of_apps import AppOfApps
 from suites import app_of_apps_checks as aoa
 from suites import prune_checks
 

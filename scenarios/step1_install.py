@@ -1,5 +1,7 @@
-"""Step 1's repository access: `argocd repo add` over HTTPS with a token, and over SSH with
-a deploy key plus the server's host key in Argo CD's known hosts.
+"""Step 1, Argo CD installed and the Git repository added. The install itself is done when the
+session opens its target (fixtures/install.py on a cluster, the testbed locally); here is what
+Step 1 does with Git: `argocd repo add` over HTTPS with a token, and over SSH with a deploy key
+(the `deploy_key` factory) plus the server's host key in Argo CD's known hosts.
 
 The token is typed at the CLI's own `Password:` prompt (stdin), never passed as `--password`:
 argv is world-readable in `ps`. The repository Secret Argo CD makes for each `repo add` gets
@@ -12,10 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from fixtures import cleanup, names, redact
 from fixtures.argocd import ArgoCD
+from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
+from fixtures.peers import GitHost, generate_keypair
+
 
 KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
 
@@ -105,3 +112,22 @@ def register_ssh(argocd: ArgoCD, kube: Kube, url: str, private_key: Path, *, nam
 def connection(argocd: ArgoCD, url: str) -> dict:
     """The repository's connectionState as Argo CD reports it (status, message)."""
     return argocd.repository(url).get("connectionState") or {}
+
+
+@pytest.fixture
+def deploy_key(git_host: GitHost, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
+    """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
+    and the public key added as a read-only deploy key on the Git host. Skipped where the suite
+    cannot add keys (a --git-url repository on a host of the user's). The key is removed at
+    teardown; it is labelled with the run id, so the session sweep finds it otherwise."""
+    if not (git_host.ssh_base_url and git_host.deploy_keys):
+        pytest.skip("SSH deploy keys can only be added on the suite's own Git host (not with --git-url)")
+
+    def make(repo: GitRepo) -> tuple:
+        key, pub = generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
+                                    comment=names.run_label())
+        git_host.deploy_keys.authorize(pub, read_only=True)
+        tracker.finalizers.append(lambda: git_host.deploy_keys.revoke(pub))
+        return key, git_host.ssh_url(repo.url)
+
+    return make
