@@ -92,6 +92,27 @@ def drift(kube, namespace: str, how: str) -> float:
     return time.monotonic()
 
 
+PRUNE_COMMIT_REPLICAS = 4  # the removal commit also scales myapp: an apply the watch can see
+
+
+def remove_service(repo: GitRepo) -> str:
+    """A commit that removes service.yaml from Git (and scales myapp to 4, so that the sync also
+    applies something: PruneLast orders the prune after it), pushed; its sha."""
+    base = repo.read_yaml("apps/myapp/base/kustomization.yaml")[0]
+    base["resources"] = [r for r in base["resources"] if r != "service.yaml"]
+    repo.write_yaml("apps/myapp/base/kustomization.yaml", base)
+    repo.delete("apps/myapp/base/service.yaml")
+    set_prod(repo, replicas=PRUNE_COMMIT_REPLICAS)
+    return repo.commit_and_push(f"Remove the myapp Service, scale myapp to {PRUNE_COMMIT_REPLICAS}")
+
+
+def delete_application(kube, argocd, name: str) -> list[str]:
+    """`kubectl delete application <name>` (not waited for); the finalizers it carried."""
+    finalizers = ((argocd.app(name) or {}).get("metadata") or {}).get("finalizers") or []
+    kube.kubectl("-n", argocd.namespace, "delete", "application", name, "--wait=false")
+    return finalizers
+
+
 def set_prod(repo: GitRepo, *, tag: str | None = None, replicas: int | None = None) -> None:
     """Edit the prod overlay as a developer would (image tag, replica count)."""
     path = f"{PROD_PATH}/kustomization.yaml"

@@ -10,27 +10,17 @@ from fixtures.argocd import ArgoCD
 from fixtures.changes import ChangeLog
 from fixtures.checks import Observation
 from fixtures.kube import Kube
-from scenarios import step2_applications as step2
 from scenarios.step2_applications import DeployedApp
 from suites.auto_sync_checks import app_diagnosis, app_evidence
 
 PRUNE = 60.0  # seconds, before --timeout-scale
 
 
-PRUNE_COMMIT_REPLICAS = 4  # the removal commit also scales myapp: an apply the watch can see
-
-
-def removed_manifest_is_pruned(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *,
+def removed_manifest_is_pruned(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, sha: str, *,
                                timeout: float = PRUNE) -> float:
-    """Remove service.yaml from Git (and, in the same commit, scale myapp to 4 so that sync also
-    applies something); the Service must be deleted from the cluster. Returns seconds from the
-    push to pruned. Run it inside a `ChangeLog` to check PruneLast with `prune_last`."""
-    base = app.repo.read_yaml("apps/myapp/base/kustomization.yaml")[0]
-    base["resources"] = [r for r in base["resources"] if r != "service.yaml"]
-    app.repo.write_yaml("apps/myapp/base/kustomization.yaml", base)
-    app.repo.delete("apps/myapp/base/service.yaml")
-    step2.set_prod(app.repo, replicas=PRUNE_COMMIT_REPLICAS)
-    sha = app.repo.commit_and_push(f"Remove the myapp Service, scale myapp to {PRUNE_COMMIT_REPLICAS}")
+    """After the commit `sha` that removed service.yaml from Git (scenarios step2.remove_service),
+    the Service must be deleted from the cluster and the app synced at that commit. Returns
+    seconds from the call (right after the push) to pruned."""
     t0 = time.monotonic()
 
     def pruned() -> Observation:
@@ -83,13 +73,12 @@ def prune_last(waiter: checks.Waiter, changes: ChangeLog, app: DeployedApp, *,
 
 # ----- finalizer (Common Pitfall "Missing finalizers") ----------------------------------------
 
-def app_deletion_outcome(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *, expect_cascade: bool,
-                         timeout: float = PRUNE) -> str:
-    """Delete the Application with kubectl. With the resources finalizer its Deployment must be
-    deleted too; without it the Deployment stays behind, orphaned (the pitfall)."""
-    finalizers = ((argocd.app(app.name) or {}).get("metadata") or {}).get("finalizers") or []
+def app_deletion_outcome(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp,
+                         finalizers: list[str], *, expect_cascade: bool, timeout: float = PRUNE) -> str:
+    """After `kubectl delete application` (scenarios step2.delete_application, which saw the
+    Application's `finalizers`): with the resources finalizer its Deployment must be deleted
+    too; without it the Deployment stays behind, orphaned (the pitfall)."""
     had = f"the Application had finalizers {finalizers}"  # the cause, either way
-    kube.kubectl("-n", argocd.namespace, "delete", "application", app.name, "--wait=false")
     waiter.until(probes.absent(kube, "applications.argoproj.io", app.name, argocd.namespace), timeout=timeout,
                  what=f"deletion of Application {app.name}", expected="the Application is gone",
                  remediation=hints.ON_FAILURE[2])

@@ -34,7 +34,8 @@ def test_self_heal_check_fails_when_self_heal_is_off(deploy_myapp, kube, argocd,
 @pytest.mark.breaks("suites.prune_checks.removed_manifest_is_pruned")
 def test_prune_check_fails_when_prune_is_off(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"spec.syncPolicy.automated.prune": False})
-    message = fails_within(prune_checks.removed_manifest_is_pruned, waiter, kube, argocd, app, timeout=SHORT,
+    sha = step2.remove_service(app.repo)
+    message = fails_within(prune_checks.removed_manifest_is_pruned, waiter, kube, argocd, app, sha, timeout=SHORT,
                            bound=SHORT)
     assert f"service {app.namespace}/myapp still exists" in message
     assert "prune=false" in message, message
@@ -117,7 +118,8 @@ def test_prune_last_check_fails_without_prune_last(deploy_myapp, kube, argocd, w
     the Deployment's apply, and the cluster's own watch shows it."""
     app = deploy_myapp(changes={"spec.syncPolicy.syncOptions": ["CreateNamespace=true"]})
     with ChangeLog(kube, app.namespace) as changes:
-        prune_checks.removed_manifest_is_pruned(waiter, kube, argocd, app)  # prune itself still works
+        sha = step2.remove_service(app.repo)
+        prune_checks.removed_manifest_is_pruned(waiter, kube, argocd, app, sha)  # prune itself still works
         message = fails_within(prune_checks.prune_last, waiter, changes, app, timeout=SHORT, bound=SHORT)
     assert "the prune came first" in message and "Service/myapp deletion" in message, message
     assert "Deployment/myapp modified" in message and "PruneLast=true" in message, message
@@ -126,8 +128,9 @@ def test_prune_last_check_fails_without_prune_last(deploy_myapp, kube, argocd, w
 @pytest.mark.breaks("suites.prune_checks.app_deletion_outcome")
 def test_finalizer_check_fails_without_the_finalizer(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp(changes={"metadata.finalizers": None})  # the pitfall "Missing finalizers"
-    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=True,
-                           timeout=SHORT, bound=2 * SHORT)
+    finalizers = step2.delete_application(kube, argocd, app.name)
+    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, finalizers,
+                           expect_cascade=True, timeout=SHORT, bound=2 * SHORT)
     assert "the Application had finalizers []" in message and "deployment" in message.lower(), message
     assert "still exists" in message and "resources-finalizer.argocd.argoproj.io" in message, message
 
@@ -136,7 +139,8 @@ def test_finalizer_check_fails_without_the_finalizer(deploy_myapp, kube, argocd,
 def test_orphan_check_fails_when_the_finalizer_cascades(deploy_myapp, kube, argocd, waiter):
     """The pitfall demonstration expects an orphan; with the procedure's finalizer there is none."""
     app = deploy_myapp()
-    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, expect_cascade=False,
-                           timeout=2 * SHORT, bound=2 * SHORT)
+    finalizers = step2.delete_application(kube, argocd, app.name)
+    message = fails_within(prune_checks.app_deletion_outcome, waiter, kube, argocd, app, finalizers,
+                           expect_cascade=False, timeout=2 * SHORT, bound=2 * SHORT)
     assert "resources-finalizer.argocd.argoproj.io" in message and "left running (orphaned)" in message, message
     assert "observed Deployment deleted" in message or "observed Deployment being deleted" in message, message
