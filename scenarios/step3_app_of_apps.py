@@ -165,7 +165,7 @@ def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{RO
     repo.write_yaml(f"{ROOT_PATH}/infra/external-secrets.yaml",
                     _child(external_secrets, repo.url, "charts/external-secrets", f"{prefix}-external-secrets", infra_wave))
     step2.write_layout(repo, prod_ns)
-    repo.write_yaml(f"{child_dir_for_myapp}/step2.yaml", _child(app, repo.url, step2.PROD_PATH, prod_ns, app_wave, project=proj))
+    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, step2.PROD_PATH, prod_ns, app_wave, project=proj))
     return AppOfApps(root=f"{prefix}-root-app", project=proj, infra=[cert_manager, external_secrets], apps=[app],
                      prod_namespace=prod_ns, repo=repo)
 

@@ -418,6 +418,6 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
     checks.expect(len(kept) >= at_least, what=what,
                   expected=f"at least {at_least} revisions kept (a previous one to undo to)",
                   observed=f"{observed}; spec.revisionHistoryLimit="
-                           f"{((kube.get('step5.argoproj.io', step5.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
+                           f"{((kube.get('rollouts.argoproj.io', step5.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
                   remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
     return History(listed=observed, warning=warning)
