@@ -2,8 +2,8 @@
 
 fixtures.results  the results contract (markers, conformance.json, junit.xml, evidence)
 fixtures.plugin   options, cluster target, per-test resources, diagnostics, cleanup
-scenarios.fixtures the procedure's steps as factory fixtures
-scenarios.rollouts step 5's Rollout and traffic fixtures
-scenarios.notifications step 6's notification configuration fixture
+scenarios.step1_install ... step6_notifications   the procedure's steps, each with its factory fixtures
 """
-pytest_plugins = ["fixtures.results", "fixtures.plugin", "scenarios.fixtures", "scenarios.rollouts", "scenarios.notifications"]
+pytest_plugins = ["fixtures.results", "fixtures.plugin",
+                  "scenarios.step1_install", "scenarios.step2_applications", "scenarios.step3_app_of_apps",
+                  "scenarios.step4_image_updater", "scenarios.step5_rollouts", "scenarios.step6_notifications"]

@@ -132,6 +132,10 @@ stop() {
   rm -f "$SOCK" "$PIDFILE"
   remove_docker_iptables
   ip link del docker0 2>/dev/null || true
+  # bridges of Docker networks (kind's) a daemon that died without `network prune` left behind
+  for link in $(ip -o link show 2>/dev/null | grep -oE ': br-[0-9a-f]{12}[@:]' | tr -d ' :@'); do
+    ip link del "$link" 2>/dev/null || true
+  done
   remove_docker_cgroups
   if [ -f "$RUN_DIR/baseline" ]; then
     # dockerd turned forwarding on; put back what the machine had

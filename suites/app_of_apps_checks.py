@@ -22,7 +22,7 @@ from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.engine import argocd_app_state
 from fixtures.kube import Kube
-from scenarios.app_of_apps import AppOfApps
+from scenarios.step3_app_of_apps import AppOfApps
 
 ROLLOUT = 150.0   # the root, four waves, and each child's own sync
 CHILD_CHANGE = 60.0
@@ -42,7 +42,8 @@ class Timeline:
                          for n in sorted(set(self.first_seen) | set(self.first_healthy)))
 
 
-def children_roll_out(argocd: ArgoCD, layout: AppOfApps, *, timeout: float = ROLLOUT) -> tuple[Timeline, float]:
+def children_roll_out(waiter: checks.Waiter, argocd: ArgoCD, layout: AppOfApps, *,
+                      timeout: float = ROLLOUT) -> tuple[Timeline, float]:
     """Watch the root create every child until all are Synced and Healthy; returns the timeline."""
     timeline, t0 = Timeline(), time.monotonic()
 
@@ -68,10 +69,10 @@ def children_roll_out(argocd: ArgoCD, layout: AppOfApps, *, timeout: float = ROL
             return Observation.failed(seen, "the root app's sync failed")
         return Observation.ok(seen) if not missing and not waiting else Observation.pending(seen)
 
-    checks.eventually(probe, timeout=timeout, initial_wait=POLL, max_wait=POLL,
-                      what=f"app-of-apps {layout.root} deploys its children",
-                      expected=f"every child ({', '.join(layout.children)}) created, Synced and Healthy",
-                      remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, layout.root))
+    waiter.until(probe, timeout=timeout, initial_wait=POLL, max_wait=POLL,
+                 what=f"app-of-apps {layout.root} deploys its children",
+                 expected=f"every child ({', '.join(layout.children)}) created, Synced and Healthy",
+                 remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, layout.root))
     return timeline, time.monotonic() - t0
 
 
@@ -188,20 +189,21 @@ def waves_put_infra_first(layout: AppOfApps, timeline: Timeline, log: ChangeLog)
     return f"{observed}; {api}"
 
 
-def child_appears(argocd: ArgoCD, name: str, timeout: float = CHILD_CHANGE) -> float:
+def child_appears(waiter: checks.Waiter, argocd: ArgoCD, name: str, timeout: float = CHILD_CHANGE) -> float:
     t0 = time.monotonic()
-    checks.eventually(probes.app_synced(argocd, name), timeout=timeout,
-                      what=f"child {name} added in Git", expected="the root creates it and it syncs",
-                      remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, name))
+    waiter.until(probes.app_synced(argocd, name), timeout=timeout,
+                 what=f"child {name} added in Git", expected="the root creates it and it syncs",
+                 remediation=hints.ON_FAILURE[3], diagnose=diagnose.for_app(argocd, name))
     return time.monotonic() - t0
 
 
-def child_pruned(argocd: ArgoCD, kube: Kube, name: str, namespace: str, timeout: float = CHILD_CHANGE, *,
+def child_pruned(waiter: checks.Waiter, argocd: ArgoCD, kube: Kube, name: str, namespace: str,
+                 timeout: float = CHILD_CHANGE, *,
                  root: str = "") -> float:
     t0 = time.monotonic()
     gone = probes.absent(kube, "applications.argoproj.io", name, namespace)
-    checks.eventually(probes.with_policy(argocd, root, gone) if root else gone, timeout=timeout,
-                      what=f"child {name} removed from Git", expected="the root prunes the Application",
-                      remediation=hints.PITFALLS["prune-disabled"] + " " + hints.ON_FAILURE[3],
-                      diagnose=diagnose.for_app(argocd, root) if root else diagnose.components(diagnose.APP_CONTROLLER))
+    waiter.until(probes.with_policy(argocd, root, gone) if root else gone, timeout=timeout,
+                 what=f"child {name} removed from Git", expected="the root prunes the Application",
+                 remediation=hints.PITFALLS["prune-disabled"] + " " + hints.ON_FAILURE[3],
+                 diagnose=diagnose.for_app(argocd, root) if root else diagnose.components(diagnose.APP_CONTROLLER))
     return time.monotonic() - t0

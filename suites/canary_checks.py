@@ -17,8 +17,9 @@ from fixtures import checks, diagnose, hints, probes
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
-from scenarios import myapp, rollouts
-from scenarios.rollouts import DeployedRollout, View, look
+from scenarios import step2_applications as step2
+from scenarios import step5_rollouts as step5
+from scenarios.step5_rollouts import DeployedRollout, View, look
 
 # Bounds (seconds, before --timeout-scale). A full walk is 4 pauses of CANARY_PAUSE plus
 # the analysis; the testbed does it in ~20s.
@@ -34,11 +35,11 @@ BAD_ANALYSIS = ("Failed", "Error", "Inconclusive")
 def _evidence(kube: Kube, argocd: ArgoCD, app: DeployedRollout):
     def collect() -> dict[str, str]:
         ns = app.namespace
-        tree = rollouts.plugin(kube, ns, "get", "rollout", rollouts.ROLLOUT)
+        tree = step5.plugin(kube, ns, "get", "rollout", step5.ROLLOUT)
         return {"rollout-tree": tree.stdout or tree.stderr,
-                "rollout": kube.get_yaml("rollouts.argoproj.io", rollouts.ROLLOUT, ns),
+                "rollout": kube.get_yaml("rollouts.argoproj.io", step5.ROLLOUT, ns),
                 "analysisruns": kube.kubectl("get", "analysisruns.argoproj.io", "-n", ns, "-o", "yaml", check=False).stdout,
-                "canary-ingress": kube.get_yaml("ingress", rollouts.CANARY_INGRESS, ns),
+                "canary-ingress": kube.get_yaml("ingress", step5.CANARY_INGRESS, ns),
                 "application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
                 "events": kube.events(ns)}
     return collect
@@ -63,7 +64,7 @@ def _bad_analysis(v: View) -> str | None:
     for a in _runs_of(v, v.current_hash):
         if a["phase"] in BAD_ANALYSIS:
             return (f"AnalysisRun {a['name']} {a['phase']}: {a['message'] or '(no message)'}; "
-                    f"measurements {rollouts.measurements(a)}")
+                    f"measurements {step5.measurements(a)}")
     return None
 
 
@@ -103,7 +104,7 @@ class Recorder:
         """The canary weight of every version of the canary Ingress, repeats collapsed."""
         seen: list[int] = []
         for c in self.ingress.snapshot():
-            raw = c.annotation(rollouts.WEIGHT_ANNOTATION) if c.name == rollouts.CANARY_INGRESS else None
+            raw = c.annotation(step5.WEIGHT_ANNOTATION) if c.name == step5.CANARY_INGRESS else None
             if raw not in (None, "") and c.type != "DELETED" and (not seen or seen[-1] != int(raw)):
                 seen.append(int(raw))
         return seen
@@ -122,8 +123,8 @@ class Recorder:
         if v.step_index is not None and (not self.steps or self.steps[-1] != v.step_index):
             self.steps.append(v.step_index)
         now = time.monotonic()
-        if (self.analysis_step_at is None and v.step_index is not None and v.step_index >= rollouts.ANALYSIS_STEP
-                and any(i < rollouts.ANALYSIS_STEP for i in self.steps)):
+        if (self.analysis_step_at is None and v.step_index is not None and v.step_index >= step5.ANALYSIS_STEP
+                and any(i < step5.ANALYSIS_STEP for i in self.steps)):
             self.analysis_step_at = now
         for a in v.analysis_runs:
             if a["phase"] in ("", "Pending", "Running"):
@@ -133,10 +134,11 @@ class Recorder:
         return v
 
 
-def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec: "Recorder") -> str:
+def _commit_tag(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
+                rec: "Recorder") -> str:
     """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
     keeps watching meanwhile: the first weight may be set before the sync is reported."""
-    myapp.set_prod(app.repo, tag=tag)
+    step2.set_prod(app.repo, tag=tag)
     sha = app.repo.commit_and_push(f"Release myapp {tag}")
     synced = probes.app_synced(argocd, app.name, revision=sha, healthy=False)
 
@@ -144,10 +146,10 @@ def _commit_tag(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, rec:
         rec.look()
         return synced()
 
-    checks.eventually(probe, timeout=SYNC, **FAST,
-                      what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
-                      expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    waiter.until(probe, timeout=SYNC, **FAST,
+                 what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
+                 expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return sha
 
 
@@ -160,7 +162,7 @@ class CanaryResult:
     decision_s: float | None
 
 
-def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
+def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
                       timeout: float = CANARY) -> CanaryResult:
     """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
     Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
@@ -168,7 +170,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     with Recorder(kube, app.namespace) as rec:
-        sha = _commit_tag(kube, argocd, app, tag, rec)
+        sha = _commit_tag(waiter, kube, argocd, app, tag, rec)
 
         def promoted() -> Observation:
             v = rec.look()
@@ -184,13 +186,13 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
             return checks.pending(seen)
 
         what = f"canary rollout of {new_image} in {app.namespace}"
-        checks.eventually(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                          expected=f"weights {'→'.join(map(str, rollouts.WEIGHTS))} step by step, analysis "
+        waiter.until(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                     expected=f"weights {'→'.join(map(str, step5.WEIGHTS))} step by step, analysis "
                                    f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         walked = [w for w in rec.weights if w > 0]
-        checks.expect(all(w in walked for w in rollouts.WEIGHTS[:-1]) and walked == sorted(walked),
+        checks.expect(all(w in walked for w in step5.WEIGHTS[:-1]) and walked == sorted(walked),
                       what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
-                      expected=f"the canary Ingress weight rising through {list(rollouts.WEIGHTS[:-1])}",
+                      expected=f"the canary Ingress weight rising through {list(step5.WEIGHTS[:-1])}",
                       remediation=REMEDY)
 
         new_hash = look(kube, app.namespace).current_hash
@@ -198,7 +200,7 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
         def analysis_done() -> Observation:
             runs = _runs_of(rec.look(), new_hash)
             seen = f"analysisruns of revision {new_hash}: " + (", ".join(
-                f"{a['name']}={a['phase'] or 'Pending'} measurements={rollouts.measurements(a)}" for a in runs) or "none")
+                f"{a['name']}={a['phase'] or 'Pending'} measurements={step5.measurements(a)}" for a in runs) or "none")
             # a background run that only errored still ends "Successful (Run Terminated)": require a
             # measurement that actually met the success condition
             if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
@@ -208,18 +210,18 @@ def canary_progresses(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout,
             return checks.pending(seen)
 
         # background analysis ends when the rollout completes; its phase lands just after
-        checks.eventually(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                          remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
+                     remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
         def settled() -> Observation:
             v = look(kube, app.namespace)
             return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
-        checks.eventually(checks.all_of(settled, rollouts.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                          what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
-                          expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
-                                   "(Argo CD does not fight the Rollouts controller)")
+        waiter.until(checks.all_of(settled, step5.app_synced(argocd, app.name, revision=sha)), timeout=30,
+                     what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
+                     expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
+                              "(Argo CD does not fight the Rollouts controller)")
         return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
@@ -234,7 +236,8 @@ def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     return f"rs={[r['metadata']['name'] for r in rs]} pods={len(pods)} ready={ready} images={images}"
 
 
-def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str, rate: float = 0.5,
+def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
+                  rate: float = 0.5,
                   timeout: float = ABORT) -> float | None:
     """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
     keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
@@ -243,7 +246,7 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
     old = look(kube, app.namespace)
     new_image = f"{app.image}:{tag}"
     with Recorder(kube, app.namespace) as rec:
-        _commit_tag(kube, argocd, app, tag, rec)
+        _commit_tag(waiter, kube, argocd, app, tag, rec)
 
         def aborted() -> Observation:
             v = rec.look()
@@ -260,15 +263,15 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
             return checks.ok(seen) if ok else checks.pending(seen)
 
         what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
-        checks.eventually(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                          expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                     expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
+                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
                           if a["phase"] == "Failed")
 
         def old_serves() -> Observation:
             v = look(kube, app.namespace)
-            svc = kube.get("service", rollouts.STABLE_SVC, app.namespace) or {}
+            svc = kube.get("service", step5.STABLE_SVC, app.namespace) or {}
             selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
             pods = _stable_pods(kube, app.namespace, old.stable_rs)
             seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
@@ -277,9 +280,9 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
                   and f"images=['{old.image}']" in pods and "ready=5" in pods)
             return checks.ok(seen) if ok else checks.pending(seen)
 
-        checks.eventually(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
-                          expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                          evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+        waiter.until(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
+                     expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
         return _decision_seconds(failed_run, rec)
 
 
@@ -288,38 +291,41 @@ def canary_aborts(kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, 
 def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
     """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
     command = "kubectl argo rollouts " + " ".join(args)
-    proc = rollouts.plugin(kube, app.namespace, *args)
+    proc = step5.plugin(kube, app.namespace, *args)
     checks.expect(proc.returncode == 0, what=f"`{command}` (procedure step 5)", expected="exit 0",
                   observed=f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}", remediation=REMEDY)
     return proc.stdout
 
 
-def _until(kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond, timeout: float = CLI) -> View:
+def _until(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond,
+           timeout: float = CLI) -> View:
     def probe() -> Observation:
         v = look(kube, app.namespace)
         if v.status_stale:
             return checks.pending(f"{_stale(v)}; {v.describe()}")
         return checks.ok(v.describe()) if cond(v) else checks.pending(v.describe())
-    checks.eventually(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
-                      evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    waiter.until(probe, timeout=timeout, what=what, expected=expected, remediation=REMEDY,
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return look(kube, app.namespace)
 
 
-def set_image_pauses(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *, timeout: float = CLI) -> View:
+def set_image_pauses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *,
+                     timeout: float = CLI) -> View:
     """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
-    _cli(kube, app, "set", "image", rollouts.ROLLOUT, f"myapp={image}")
-    return _until(kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
+    _cli(kube, app, "set", "image", step5.ROLLOUT, f"myapp={image}")
+    return _until(waiter, kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
                   lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
                   timeout)
 
 
-def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, hold: float = 15.0) -> View:
+def set_image_holds(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
+                    hold: float = 15.0) -> View:
     """`set image` under the procedure's own Application: the canary it starts must not be undone
     by Argo CD for `hold` seconds (selfHeal reverts an out-of-band spec edit to Git's)."""
     image = f"{app.image}:{tag}"
-    set_image_pauses(kube, argocd, app, tag)
+    set_image_pauses(waiter, kube, argocd, app, tag)
     t0 = time.monotonic()
 
     def holds() -> Observation:
@@ -330,34 +336,36 @@ def set_image_holds(kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, 
                                        "after `set image`")
         return checks.ok(seen) if time.monotonic() - t0 >= hold else checks.pending(seen)
 
-    checks.eventually(holds, timeout=hold + 10, what=f"`kubectl argo rollouts set image myapp myapp={image}` under "
-                      f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
-                      remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
+    waiter.until(holds, timeout=hold + 10, what=f"`kubectl argo rollouts set image myapp myapp={image}` under "
+                 f"the procedure's Application", expected=f"the canary of {image} kept for {hold:g}s",
+                 remediation="Release through Git (the image tag in the overlay), or turn selfHeal off / add "
                                   "ignoreDifferences for the Rollout's image while using the imperative commands. "
                                   + REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app), max_wait=1.0)
     return look(kube, app.namespace)
 
 
-def promote_completes(kube: Kube, argocd: ArgoCD, app: DeployedRollout, *, timeout: float = CLI) -> View:
+def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, *,
+                      timeout: float = CLI) -> View:
     image = look(kube, app.namespace).image
-    _cli(kube, app, "promote", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts promote myapp`", f"past the pause, Healthy with {image} stable",
+    _cli(kube, app, "promote", step5.ROLLOUT)
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts promote myapp`",
+                  f"past the pause, Healthy with {image} stable",
                   lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
 
 
-def abort_returns_to_stable(kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
+def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
                             timeout: float = CLI) -> View:
-    _cli(kube, app, "abort", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts abort myapp`",
+    _cli(kube, app, "abort", step5.ROLLOUT)
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
                   lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
                   timeout)
 
 
-def undo_rolls_back(kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
+def undo_rolls_back(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
                     timeout: float = CLI) -> View:
-    _cli(kube, app, "undo", rollouts.ROLLOUT)
-    return _until(kube, argocd, app, "`kubectl argo rollouts undo myapp`",
+    _cli(kube, app, "undo", step5.ROLLOUT)
+    return _until(waiter, kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort
                   and v.stable_rs == v.current_hash, timeout)
@@ -374,7 +382,7 @@ class History:
 
 def kept_revisions(kube: Kube, namespace: str) -> list[int]:
     """The revisions the Rollout keeps: its ReplicaSets' rollout.argoproj.io/revision annotations."""
-    rollout = kube.get("rollouts.argoproj.io", rollouts.ROLLOUT, namespace) or {}
+    rollout = kube.get("rollouts.argoproj.io", step5.ROLLOUT, namespace) or {}
     uid = (rollout.get("metadata") or {}).get("uid")
     rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout).get("items") or []
     return sorted(int(r["metadata"]["annotations"][REVISION]) for r in rs
@@ -388,16 +396,16 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
     prints the same history (a `revision:N` per ReplicaSet). The check: the Rollout keeps at
     least `at_least` revisions (something to undo to) and `get rollout` lists every one of them.
     The missing `history` command is returned as a warning, never counted as a pass."""
-    proc = rollouts.plugin(kube, app.namespace, "history", rollouts.ROLLOUT)
+    proc = step5.plugin(kube, app.namespace, "history", step5.ROLLOUT)
     out = (proc.stdout + proc.stderr).strip()
     warning = None
     if not (proc.returncode == 0 and "REVISION" in out.upper()):
-        version = rollouts.plugin(kube, app.namespace, "version", "--short").stdout.strip()
+        version = step5.plugin(kube, app.namespace, "version", "--short").stdout.strip()
         warning = (f"the procedure's `kubectl argo rollouts history myapp` is not a command of the plugin "
                    f"({version}): exit {proc.returncode}: {out.splitlines()[0][:200] if out else ''}; "
                    f"`kubectl argo rollouts get rollout myapp` lists the revisions instead")
     kept = kept_revisions(kube, app.namespace)
-    got = rollouts.plugin(kube, app.namespace, "get", "rollout", rollouts.ROLLOUT)
+    got = step5.plugin(kube, app.namespace, "get", "rollout", step5.ROLLOUT)
     listing = (got.stdout + got.stderr).strip()
     listed = sorted({int(w.split(":", 1)[1]) for w in listing.split()
                      if w.startswith("revision:") and w.split(":", 1)[1].isdigit()})
@@ -410,6 +418,6 @@ def history_lists_revisions(kube: Kube, app: DeployedRollout, *, at_least: int =
     checks.expect(len(kept) >= at_least, what=what,
                   expected=f"at least {at_least} revisions kept (a previous one to undo to)",
                   observed=f"{observed}; spec.revisionHistoryLimit="
-                           f"{((kube.get('rollouts.argoproj.io', rollouts.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
+                           f"{((kube.get('rollouts.argoproj.io', step5.ROLLOUT, app.namespace) or {}).get('spec') or {}).get('revisionHistoryLimit', 'default 10')}",
                   remediation="Keep revisionHistoryLimit > 0 so a bad release can be undone. " + REMEDY)
     return History(listed=observed, warning=warning)

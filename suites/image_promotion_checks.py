@@ -16,8 +16,8 @@ from fixtures import checks, diagnose, hints
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from fixtures.providers import Target
-from scenarios import image_updater as iu
-from scenarios.fixtures import DeployedApp
+from scenarios import step4_image_updater as step4
+from scenarios.step2_applications import DeployedApp
 
 # Bound (seconds, before --timeout-scale): one updater interval + Argo CD noticing the updater's
 # commit by polling (the updater sends no webhook) + this margin for the sync and the rollout.
@@ -86,13 +86,13 @@ def git_declared(app: DeployedApp, announced: set[str] | None = None) -> tuple[s
     before = app.repo.head()
     after = app.repo.pull()
     if announced is not None and after not in announced and app.repo.on_push:
-        app.repo.on_push(app.repo, before, after, [iu.prod_path_file(app.name)])
+        app.repo.on_push(app.repo, before, after, [step4.prod_path_file(app.name)])
         announced.add(after)
-    commit = app.repo.git("log", "-n", "1", f"--author={iu.UPDATER_AUTHOR}", "--format=%h %an: %s")
-    override = app.repo.workdir / iu.prod_path_file(app.name)
+    commit = app.repo.git("log", "-n", "1", f"--author={step4.UPDATER_AUTHOR}", "--format=%h %an: %s")
+    override = app.repo.workdir / step4.prod_path_file(app.name)
     if not override.exists():
         return None, commit
-    images = ((app.repo.read_yaml(iu.prod_path_file(app.name)) or [{}])[0].get("kustomize") or {}).get("images") or []
+    images = ((app.repo.read_yaml(step4.prod_path_file(app.name)) or [{}])[0].get("kustomize") or {}).get("images") or []
     return (images[0] if images else None), commit
 
 
@@ -100,12 +100,12 @@ def written_back(app: DeployedApp) -> str:
     """The promotion reached Git: the repository's history has a commit by Image Updater."""
     _, commit = git_declared(app)
     checks.expect(bool(commit), what=f"Image Updater's write-back to {app.repo.url}",
-                  expected=f"a commit by {iu.UPDATER_AUTHOR} in the branch the Application tracks",
+                  expected=f"a commit by {step4.UPDATER_AUTHOR} in the branch the Application tracks",
                   observed="no such commit in the history", remediation=hints.ON_FAILURE[4])
     return commit
 
 
-def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, *,
+def promoted(waiter: checks.Waiter, kube: Kube, target: Target, app: DeployedApp, image: step4.RegistryImage, tag: str, *,
              allowed: Callable[[str], bool], start_tag: str = "v1.0.0", timeout: float | None = None) -> float:
     """Semver + git write-back: a commit by argocd-image-updater writes `image:tag` to Git and
     the Deployment runs it; a tag the annotations exclude must never appear. Returns seconds."""
@@ -118,7 +118,7 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
         running, ready = _deployment(kube, app)
         seen = [_tag_of(r, image.name) for r in ([written] if written else []) + running]
         bad = [t for t in seen if t != start_tag and not allowed(t)]
-        words = (f"Git: {('commit ' + commit + ' writes ' + written) if commit and written else 'no commit by ' + iu.UPDATER_AUTHOR}; "
+        words = (f"Git: {('commit ' + commit + ' writes ' + written) if commit and written else 'no commit by ' + step4.UPDATER_AUTHOR}; "
                  f"Deployment runs {','.join(running) or '-'}{'' if ready else ' (rolling out)'}")
         if bad:
             return Observation.failed(words, f"a tag the annotations exclude was promoted: {bad[0]}")
@@ -131,16 +131,17 @@ def promoted(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryIma
         said = updater_says(target, app.name)
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
-    checks.eventually(
+    waiter.until(
         probe, timeout=timeout or promotion_bound(target), what=f"Image Updater promotion of {app.name} to {tag}",
-        expected=f"a commit by {iu.UPDATER_AUTHOR} writing {want} to {iu.prod_path_file(app.name)} and "
+        expected=f"a commit by {step4.UPDATER_AUTHOR} writing {want} to {step4.prod_path_file(app.name)} and "
                  f"Deployment myapp running it (never an excluded tag)",
         remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,
         diagnose=DIAGNOSE)
     return time.monotonic() - t0
 
 
-def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.RegistryImage, tag: str, digest: str, *,
+def digest_followed(waiter: checks.Waiter, kube: Kube, target: Target, app: DeployedApp, image: step4.RegistryImage,
+                    tag: str, digest: str, *,
                     timeout: float | None = None) -> float:
     """Digest + argocd write-back: the Application's spec.source.kustomize.images pins `tag`'s
     current digest and the Deployment runs it. Returns seconds."""
@@ -157,7 +158,7 @@ def digest_followed(kube: Kube, target: Target, app: DeployedApp, image: iu.Regi
         said = updater_says(target, app.name)
         return Observation.pending(words + (f"; updater: {said}" if said else "; updater logged nothing for this app"))
 
-    checks.eventually(
+    waiter.until(
         probe, timeout=timeout or promotion_bound(target), what=f"Image Updater digest tracking of {image.name}:{tag} in {app.name}",
         expected=f"spec.source.kustomize.images pinning {tag}@{digest[:19]}... and Deployment myapp running that digest",
         remediation=hints.ON_FAILURE[4], evidence=_evidence(kube, target, app), max_wait=2.0,

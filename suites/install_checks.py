@@ -13,7 +13,7 @@ from fixtures.checks import Observation
 API_TIMEOUT = 30.0
 
 
-def api_version(argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
+def api_version(waiter: checks.Waiter, argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
     def probe() -> Observation:
         try:
             resp = argocd.request("GET", "/api/version", timeout=5)
@@ -24,9 +24,9 @@ def api_version(argocd: ArgoCD, timeout: float = API_TIMEOUT) -> str:
         version = resp.json().get("Version", "")
         return Observation.ok(version) if version else Observation.pending(f"no Version in {resp.text[:100]}")
 
-    return checks.eventually(probe, timeout=timeout, what=f"Argo CD API at {argocd.url}",
-                             expected="HTTP 200 from /api/version with a version",
-                             remediation=hints.ON_FAILURE[1], diagnose=diagnose.components("argocd-server")).observed
+    return waiter.until(probe, timeout=timeout, what=f"Argo CD API at {argocd.url}",
+                        expected="HTTP 200 from /api/version with a version",
+                        remediation=hints.ON_FAILURE[1], diagnose=diagnose.components("argocd-server")).observed
 
 
 def cli_login_and_list(argocd: ArgoCD, kube, target, config_dir: Path) -> str:
@@ -64,7 +64,7 @@ class UiPage:
     placeholder: bool  # the Go module's placeholder listing: the endpoint answers, there is no UI
 
 
-def ui_answers(url: str, timeout: float = API_TIMEOUT) -> UiPage:
+def ui_answers(waiter: checks.Waiter, url: str, timeout: float = API_TIMEOUT) -> UiPage:
     """The web UI at `url`/: HTTP 200 text/html with Argo CD's own page. A server built from the
     Go module answers with its placeholder listing instead: returned as such (the test records
     a warning, never a pass); any other page fails at once."""
@@ -82,9 +82,9 @@ def ui_answers(url: str, timeout: float = API_TIMEOUT) -> UiPage:
             return Observation.ok(seen + ", the Go module's placeholder listing (no compiled UI)")
         return Observation.failed(seen + ", but the page is not Argo CD's UI", detail=resp.text[:120].strip())
 
-    observed = checks.eventually(probe, timeout=timeout, what=f"web UI at {url}/",
-                                 expected="HTTP 200 text/html with Argo CD's page", remediation=hints.ON_FAILURE[1],
-                                 diagnose=diagnose.components("argocd-server")).observed
+    observed = waiter.until(probe, timeout=timeout, what=f"web UI at {url}/",
+                            expected="HTTP 200 text/html with Argo CD's page", remediation=hints.ON_FAILURE[1],
+                            diagnose=diagnose.components("argocd-server")).observed
     return UiPage(observed, placeholder="placeholder" in observed)
 
 

@@ -38,7 +38,7 @@ def cannot_sync(client: ArgoCD, app: str, role: str) -> str:
     return observed
 
 
-def can_sync(client: ArgoCD, app: str, role: str, timeout: float = 30.0) -> str:
+def can_sync(waiter: checks.Waiter, client: ArgoCD, app: str, role: str, timeout: float = 30.0) -> str:
     """Allowed: HTTP 200. The app syncs itself (automated), so a request may meet a running
     operation (HTTP 400 "another operation is already in progress", answered only after RBAC
     allowed it): retry until the role's own sync starts; a 403 is terminal."""
@@ -51,8 +51,8 @@ def can_sync(client: ArgoCD, app: str, role: str, timeout: float = 30.0) -> str:
             return Observation.pending(observed)
         return Observation.failed(observed, "the sync request was refused")
 
-    return checks.eventually(probe, timeout=timeout, what=f"role {role}: sync application {app}",
-                             expected="allowed (HTTP 200, sync operation started)", remediation=REMEDIATION).observed
+    return waiter.until(probe, timeout=timeout, what=f"role {role}: sync application {app}",
+                        expected="allowed (HTTP 200, sync operation started)", remediation=REMEDIATION).observed
 
 
 def create_is_refused(result, what: str, phrase: str) -> str:

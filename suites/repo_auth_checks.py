@@ -5,15 +5,15 @@ from __future__ import annotations
 from fixtures import checks, diagnose, hints
 from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
-from scenarios import repos
+from scenarios import step1_install as step1
 
 CONNECT = 30.0
 
 
-def connection_successful(argocd: ArgoCD, url: str, how: str, timeout: float = CONNECT) -> str:
+def connection_successful(waiter: checks.Waiter, argocd: ArgoCD, url: str, how: str, timeout: float = CONNECT) -> str:
     """`argocd repo list` shows STATUS Successful for the repository (as `argocd repo get`)."""
     def probe() -> Observation:
-        state = repos.connection(argocd, url)
+        state = step1.connection(argocd, url)
         seen = f"{state.get('status', '?')}: {state.get('message', '')}".strip(": ")
         if state.get("status") == "Successful":
             return Observation.ok(seen)
@@ -21,9 +21,9 @@ def connection_successful(argocd: ArgoCD, url: str, how: str, timeout: float = C
             return Observation.failed(seen, "Argo CD could not connect to the repository")
         return Observation.pending(seen)
 
-    return checks.eventually(probe, timeout=timeout, what=f"connection to {url} over {how}",
-                             expected="connection state Successful", remediation=hints.ON_FAILURE[1],
-                             diagnose=diagnose.components(diagnose.REPO_SERVER)).observed
+    return waiter.until(probe, timeout=timeout, what=f"connection to {url} over {how}",
+                        expected="connection state Successful", remediation=hints.ON_FAILURE[1],
+                        diagnose=diagnose.components(diagnose.REPO_SERVER)).observed
 
 
 def add_is_refused(result, what: str, readable: tuple[str, ...]) -> str:

@@ -5,33 +5,33 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import ChangeLog
-from scenarios import app_of_apps
+from scenarios import step3_app_of_apps as step3
 from suites import app_of_apps_checks as aoa
 
 pytestmark = pytest.mark.validation("app_of_apps")
 
 
 @pytest.mark.xdist_group('argocd-cm-health')
-def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, kube, record_metric, record_check):
+def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, kube, record_metric, record_check, waiter):
     with ChangeLog(kube, argocd.namespace, kinds=("Application",)) as applications:  # from before the root exists
         layout = deploy_app_of_apps()
-        timeline, took = aoa.children_roll_out(argocd, layout)
+        timeline, took = aoa.children_roll_out(waiter, argocd, layout)
     record_metric("root_to_all_children_healthy_s", took)
     order = aoa.waves_put_infra_first(layout, timeline, applications)
     record_check("sync-wave order", "infra children Healthy before app children begin", order, True)
 
 
 @pytest.mark.xdist_group('argocd-cm-health')
-def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, record_metric):
+def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, record_metric, waiter):
     layout = deploy_app_of_apps()
-    aoa.children_roll_out(argocd, layout)
+    aoa.children_roll_out(waiter, argocd, layout)
     extra = unique("aoa-extra")
     tracker.apps.append(extra)
     tracker.namespaces.append(f"{layout.prod_namespace}-dev")
-    path = app_of_apps.add_child(layout, extra)
+    path = step3.add_child(layout, extra)
     layout.repo.commit_and_push(f"Add child {extra}")
-    record_metric("child_added_to_synced_s", aoa.child_appears(argocd, extra))
+    record_metric("child_added_to_synced_s", aoa.child_appears(waiter, argocd, extra))
     layout.repo.delete(path)
     layout.repo.commit_and_push(f"Remove child {extra}")
-    record_metric("child_removed_to_pruned_s", aoa.child_pruned(argocd, kube, extra, argocd.namespace,
-                                                                     root=layout.root))
+    record_metric("child_removed_to_pruned_s", aoa.child_pruned(waiter, argocd, kube, extra, argocd.namespace,
+                                                                root=layout.root))

@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import pytest
 
-from suites import item_checks
+from scenarios import step2_applications as step2
+from suites import auto_sync_checks
 
 pytestmark = pytest.mark.validation("auto_sync")
 
 
-def test_declarative_app_syncs_image_tag_commit(deploy_myapp, kube, argocd, record_metric):
+def test_declarative_app_syncs_image_tag_commit(deploy_myapp, kube, argocd, record_metric, waiter):
     app = deploy_myapp()
-    record_metric("commit_to_synced_s", item_checks.commit_is_synced(kube, argocd, app, tag="v1.1.0"))
+    sha = step2.commit_prod(app.repo, tag="v1.1.0")
+    record_metric("commit_to_synced_s", auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, tag="v1.1.0"))
 
 
-def test_declarative_app_syncs_replica_commit(deploy_myapp, kube, argocd, record_metric):
+def test_declarative_app_syncs_replica_commit(deploy_myapp, kube, argocd, record_metric, waiter):
     app = deploy_myapp()
-    record_metric("commit_to_synced_s", item_checks.commit_is_synced(kube, argocd, app, replicas=3))
+    sha = step2.commit_prod(app.repo, replicas=3)
+    record_metric("commit_to_synced_s", auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, replicas=3))
 
 
-def test_cli_created_app_syncs_commit(deploy_myapp, kube, argocd, record_metric):
+def test_cli_created_app_syncs_commit(deploy_myapp, kube, argocd, record_metric, waiter):
     """The same promise when the Application was made with `argocd app create ... --sync-policy automated`."""
     app = deploy_myapp(via_cli=True)
-    record_metric("commit_to_synced_s", item_checks.commit_is_synced(kube, argocd, app, tag="v1.2.0"))
+    sha = step2.commit_prod(app.repo, tag="v1.2.0")
+    record_metric("commit_to_synced_s", auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, tag="v1.2.0"))

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import rollouts
+from scenarios import step5_rollouts as step5
 from suites import canary_checks
 
 pytestmark = pytest.mark.validation("canary")
 
 
 def test_canary_walks_weights_and_promotes_on_healthy_analysis(deploy_rollout, kube, argocd, traffic, metrics,
-                                                               record_metric, record_check, record_evidence):
+                                                               record_metric, record_check, record_evidence, waiter):
     app = deploy_rollout()
-    result = canary_checks.canary_progresses(kube, argocd, traffic, app, tag="v1.1.0")
+    result = canary_checks.canary_progresses(waiter, kube, argocd, traffic, app, tag="v1.1.0")
     if traffic.real:  # a cluster: what the real pods served, as Prometheus and the pods saw it
-        record_evidence("real-traffic", rollouts.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
     record_check("canary weight sequence", "20→40→60→80(→100) then 0", f"weights {result.weights}, steps {result.steps}",
                  True)
     if result.decision_s is not None:
@@ -22,36 +22,36 @@ def test_canary_walks_weights_and_promotes_on_healthy_analysis(deploy_rollout, k
 
 
 def test_canary_aborts_and_stable_keeps_serving_on_failed_analysis(deploy_rollout, kube, argocd, traffic, metrics,
-                                                                    record_metric, record_evidence):
+                                                                    record_metric, record_evidence, waiter):
     app = deploy_rollout()
-    decision = canary_checks.canary_aborts(kube, argocd, traffic, app, tag="v1.1.0", rate=0.5)
+    decision = canary_checks.canary_aborts(waiter, kube, argocd, traffic, app, tag="v1.1.0", rate=0.5)
     if traffic.real:
-        record_evidence("real-traffic", rollouts.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
     if decision is not None:
         record_metric("analysis_decision_s", decision)
 
 
-def test_cli_set_image_promote_abort_undo(deploy_rollout, kube, argocd, traffic):
+def test_cli_set_image_promote_abort_undo(deploy_rollout, kube, argocd, traffic, waiter):
     """The procedure's imperative commands on a Rollout whose first pause is `pause: {}`.
     They edit the Rollout's spec out of band, which the procedure's selfHeal would revert
     (the "revision mismatch" note of step 5), so this Application has selfHeal off."""
     app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
     traffic.release(app.metric_service, "v1.1.0", 1.0)
     v1 = f"{app.image}:v1.0.0"
-    canary_checks.set_image_pauses(kube, argocd, app, "v1.1.0")
-    stable = canary_checks.promote_completes(kube, argocd, app)
-    canary_checks.set_image_pauses(kube, argocd, app, "v1.2.0")
-    canary_checks.abort_returns_to_stable(kube, argocd, app, stable.stable_rs)
-    back = canary_checks.undo_rolls_back(kube, argocd, app, stable.image)
+    canary_checks.set_image_pauses(waiter, kube, argocd, app, "v1.1.0")
+    stable = canary_checks.promote_completes(waiter, kube, argocd, app)
+    canary_checks.set_image_pauses(waiter, kube, argocd, app, "v1.2.0")
+    canary_checks.abort_returns_to_stable(waiter, kube, argocd, app, stable.stable_rs)
+    back = canary_checks.undo_rolls_back(waiter, kube, argocd, app, stable.image)
     assert back.stable_rs == stable.stable_rs and back.image != v1, back.describe()
 
 
-def test_cli_history(deploy_rollout, kube, argocd, traffic, record_check, record_warning):
+def test_cli_history(deploy_rollout, kube, argocd, traffic, record_check, record_warning, waiter):
     """`kubectl argo rollouts history myapp -n production`, as step 5 writes it, after a second
     release (so there is a history). The plugin has no `history` command: the revisions are read
     from `get rollout`, and the missing command is recorded apart, as a warning (never a pass)."""
     app = deploy_rollout()
-    canary_checks.canary_progresses(kube, argocd, traffic, app, tag="v1.1.0")
+    canary_checks.canary_progresses(waiter, kube, argocd, traffic, app, tag="v1.1.0")
     history = canary_checks.history_lists_revisions(kube, app)
     record_check("rollout revision history", "every kept revision listed by `get rollout`", history.listed, True)
     if history.warning:  # WARN, never a pass: the step as the procedure writes it cannot be performed

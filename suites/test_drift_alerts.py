@@ -8,29 +8,24 @@ from __future__ import annotations
 
 import pytest
 
-from suites import notification_checks as nc
+from scenarios.step6_notifications import IGNORE_REPLICAS
+from suites import drift_alerts_checks
 
 pytestmark = pytest.mark.validation("drift_alerts")
 
-IGNORE_REPLICAS = {
-    "spec.ignoreDifferences": [{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}],
-    "spec.syncPolicy.syncOptions": ["CreateNamespace=true", "PruneLast=true", "RespectIgnoreDifferences=true"],
-}
-
-
 @pytest.mark.xdist_group('notifications-config')
 def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp, kube, argocd, target,
-                                                    record_metric, record_check):
+                                                    record_metric, record_check, waiter):
     n = notifications(slack=False)
     # selfHeal off: the drift must stay visible long enough to be diffed and alerted
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
-    diff, latency = nc.drift_is_alerted(kube, argocd, target, n, app)
+    diff, latency = drift_alerts_checks.drift_is_alerted(waiter, kube, argocd, target, n, app)
     record_metric("event_to_notified_s", latency)
     record_check("argocd app diff", "names the changed field replicas", diff[-400:], True)
 
 
-def test_ignored_replicas_do_not_drift(deploy_myapp, kube, argocd, record_check):
+def test_ignored_replicas_do_not_drift(deploy_myapp, kube, argocd, record_check, waiter):
     app = deploy_myapp(changes=IGNORE_REPLICAS)  # the procedure's myapp-strict: selfHeal on
     record_check("ignoreDifferences /spec/replicas", "Synced and replicas kept after kubectl scale",
-                 nc.ignored_replicas_stay_synced(kube, argocd, app), True)
+                 drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app), True)

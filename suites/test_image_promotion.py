@@ -10,38 +10,38 @@ import time
 
 import pytest
 
-from scenarios import image_updater as iu
+from scenarios import step4_image_updater as step4
 from suites import image_promotion_checks as ipc
 
 pytestmark = pytest.mark.validation("image_promotion")
 
 
-def test_semver_promotes_highest_stable_tag_via_git(deploy_myapp, kube, tracker, diagnostics, target, unique,
-                                                    record_metric, record_check):
-    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique)
-    allowed = iu.tag_filter(iu.ALLOW_SEMVER, iu.IGNORE_RC)
-    ipc.promoted(kube, target, app, image, "v1.1.0", allowed=allowed)
+def test_semver_promotes_highest_stable_tag_via_git(deploy_image_updater, kube, target, record_metric, record_check,
+                                                    waiter):
+    app, image = deploy_image_updater()
+    allowed = step4.tag_filter(step4.ALLOW_SEMVER, step4.IGNORE_RC)
+    ipc.promoted(waiter, kube, target, app, image, "v1.1.0", allowed=allowed)
     commit = ipc.written_back(app)
-    record_check("updater write-back commit", f"a commit by {iu.UPDATER_AUTHOR} in Git", commit, True)
+    record_check("updater write-back commit", f"a commit by {step4.UPDATER_AUTHOR} in Git", commit, True)
 
     t0 = time.monotonic()
     image.push("v1.3.0")  # a new release: promoted without any manual step
-    ipc.promoted(kube, target, app, image, "v1.3.0", allowed=allowed, start_tag="v1.1.0")
+    ipc.promoted(waiter, kube, target, app, image, "v1.3.0", allowed=allowed, start_tag="v1.1.0")
     record_metric("tag_to_promoted_s", time.monotonic() - t0)
 
 
 def test_digest_strategy_follows_moved_tag(deploy_myapp, kube, argocd, tracker, diagnostics, target, registry,
-                                           unique, record_metric):
+                                           unique, record_metric, waiter):
     diagnostics.components.append("argocd-image-updater")
-    image = iu.new_image(registry, unique, tracker)
-    digests = image.push(*iu.TAGS)
+    image = step4.new_image(registry, unique, tracker)
+    digests = image.push(*step4.TAGS)
     prod = deploy_myapp(image=image.name)
-    staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
-    iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
-    ipc.digest_followed(kube, target, staging, image, "staging-abc", digests["staging-abc"])
+    staging = step4.deploy_staging(waiter, kube, argocd, tracker, diagnostics, prod, unique)
+    step4.annotate(kube, staging.name, step4.digest_annotations(image.name), target.argocd_namespace)
+    ipc.digest_followed(waiter, kube, target, staging, image, "staging-abc", digests["staging-abc"])
 
     t0 = time.monotonic()
     moved = image.move("staging-abc", "build-2")  # CI re-points staging-abc at a new build
     assert moved != digests["staging-abc"]
-    ipc.digest_followed(kube, target, staging, image, "staging-abc", moved)
+    ipc.digest_followed(waiter, kube, target, staging, image, "staging-abc", moved)
     record_metric("tag_to_promoted_s", time.monotonic() - t0)

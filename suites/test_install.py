@@ -8,8 +8,8 @@ from suites import install_checks
 pytestmark = pytest.mark.validation("install")
 
 
-def test_api_answers_with_its_version(argocd, record_check):
-    version = install_checks.api_version(argocd)
+def test_api_answers_with_its_version(argocd, record_check, waiter):
+    version = install_checks.api_version(waiter, argocd)
     record_check("api version", "GET /api/version answers with a version", version, True)
 
 
@@ -18,8 +18,8 @@ def test_cli_logs_in_and_lists_apps(argocd, kube, target, tmp_path, record_check
     record_check("argocd login + app list", "login succeeds, `argocd app list` prints its header", listed, True)
 
 
-def test_ui_endpoint_answers(argocd, record_check, record_warning):
-    page = install_checks.ui_answers(argocd.url)
+def test_ui_endpoint_answers(argocd, record_check, record_warning, waiter):
+    page = install_checks.ui_answers(waiter, argocd.url)
     if page.placeholder:  # the endpoint answered, but what a user would see was not proven
         record_warning("web UI page", "Argo CD's web UI at /", page.observed, install_checks.PLACEHOLDER_REASON)
     else:

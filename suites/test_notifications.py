@@ -7,42 +7,40 @@ from __future__ import annotations
 
 import pytest
 
-from suites import item_checks, notification_checks as nc
+from scenarios import step2_applications as step2
+from scenarios.step6_notifications import FAST_FAIL
+from suites import auto_sync_checks, notifications_checks as nc
 
 pytestmark = pytest.mark.validation("notifications")
-
-FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
 
 
 @pytest.mark.xdist_group('notifications-config')
 def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,
-                                                                    target, record_metric, record_check):
+                                                                    target, record_metric, record_check, waiter):
     n = notifications(slack=False)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    nc.deployed_webhook(kube, argocd, target, n, app, app.synced_revision)
-    item_checks.commit_is_synced(kube, argocd, app, replicas=3)  # a second revision
-    sha = app.repo.head()
-    body, latency = nc.deployed_webhook(kube, argocd, target, n, app, sha)
+    nc.deployed_webhook(waiter, kube, argocd, target, n, app, app.synced_revision)
+    sha = step2.commit_prod(app.repo, replicas=3)  # a second revision
+    auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, replicas=3)
+    body, latency = nc.deployed_webhook(waiter, kube, argocd, target, n, app, sha)
     record_metric("event_to_notified_s", latency)
     record_check("on-deployed body", "app, revision, finishedAt and the bearer token", str(body), True)
     record_check("oncePer revision", "one webhook per revision",
-                 nc.exactly_once_per_revision(n, [app.synced_revision, sha]), True)
+                 nc.exactly_once_per_revision(waiter, n, [app.synced_revision, sha]), True)
 
 
 @pytest.mark.xdist_group('notifications-config')
-def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric):
+def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
     n = notifications()
-    # a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds
-    # the phase at Running, so on-sync-failed would fire only after ~2.5 min
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
-    _, latency = nc.sync_failure_reaches_slack(kube, argocd, target, n, app)
+    _, latency = nc.sync_failure_reaches_slack(waiter, kube, argocd, target, n, app)
     record_metric("event_to_notified_s", latency)
 
 
 @pytest.mark.xdist_group('notifications-config')
-def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric):
+def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
     n = notifications()
     app = deploy_myapp()
-    _, latency = nc.template_notify(kube, argocd, target, n, app.name)
+    _, latency = nc.template_notify(waiter, kube, argocd, target, n, app.name)
     record_metric("command_to_notified_s", latency)

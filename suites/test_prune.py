@@ -5,27 +5,31 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import ChangeLog
-from suites import item_checks
+from scenarios import step2_applications as step2
+from suites import prune_checks
 
 pytestmark = pytest.mark.validation("prune")
 
 
-def test_manifest_removed_from_git_is_pruned(deploy_myapp, kube, argocd, record_metric, record_check):
+def test_manifest_removed_from_git_is_pruned(deploy_myapp, kube, argocd, record_metric, record_check, waiter):
     app = deploy_myapp()
     with ChangeLog(kube, app.namespace) as changes:  # watching from before the commit
-        record_metric("removal_to_pruned_s", item_checks.removed_manifest_is_pruned(kube, argocd, app))
-        order = item_checks.prune_last(changes, app)
+        sha = step2.remove_service(app.repo)
+        record_metric("removal_to_pruned_s", prune_checks.removed_manifest_is_pruned(waiter, kube, argocd, app, sha))
+        order = prune_checks.prune_last(waiter, changes, app)
     record_check("PruneLast", "the cluster saw the Service pruned after the sync's other apply", order, True)
 
 
-def test_application_with_finalizer_deletes_its_resources(deploy_myapp, kube, argocd, record_check):
+def test_application_with_finalizer_deletes_its_resources(deploy_myapp, kube, argocd, record_check, waiter):
     app = deploy_myapp()
-    seen = item_checks.app_deletion_outcome(kube, argocd, app, expect_cascade=True)
+    finalizers = step2.delete_application(kube, argocd, app.name)
+    seen = prune_checks.app_deletion_outcome(waiter, kube, argocd, app, finalizers, expect_cascade=True)
     record_check("resources finalizer", "deleting the Application deletes its resources", seen, True)
 
 
-def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube, argocd, record_check):
+def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube, argocd, record_check, waiter):
     """The pitfall shown live: why the procedure's Application carries the finalizer."""
     app = deploy_myapp(changes={"metadata.finalizers": None})
-    seen = item_checks.app_deletion_outcome(kube, argocd, app, expect_cascade=False)
+    finalizers = step2.delete_application(kube, argocd, app.name)
+    seen = prune_checks.app_deletion_outcome(waiter, kube, argocd, app, finalizers, expect_cascade=False)
     record_check("no finalizer", "deleting the Application leaves its resources orphaned", seen, True)

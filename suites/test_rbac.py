@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import applications, repos
+from scenarios import step1_install as step1
+from scenarios import step2_applications as step2
 from suites import rbac_checks
-from scenarios import roles
+from scenarios import step3_app_of_apps as step3
 
 pytestmark = pytest.mark.validation("rbac")
 
@@ -17,20 +18,20 @@ def production(production_project):
 
 
 def test_developer_can_get_but_not_sync(production, argocd, record_check):
-    developer = roles.role_token(argocd, production.project, "developer")
+    developer = step3.role_token(argocd, production.project, "developer")
     record_check("developer get", "allowed", rbac_checks.can_get(developer, production.app, "developer"), True)
     record_check("developer sync", "denied", rbac_checks.cannot_sync(developer, production.app, "developer"), True)
 
 
-def test_deployer_can_sync(production, argocd, record_check):
-    deployer = roles.role_token(argocd, production.project, "deployer")
-    record_check("deployer sync", "allowed", rbac_checks.can_sync(deployer, production.app, "deployer"), True)
+def test_deployer_can_sync(production, argocd, record_check, waiter):
+    deployer = step3.role_token(argocd, production.project, "deployer")
+    record_check("deployer sync", "allowed", rbac_checks.can_sync(waiter, deployer, production.app, "deployer"), True)
 
 
 def test_destination_outside_project_is_refused(production, argocd, tracker, unique, record_check):
     name = tracker.app(unique("outside-dest"))
     result = argocd.cli("app", "create", name, "--project", production.project, "--repo", production.repo_url,
-                        "--path", "apps/myapp/overlays/prod", "--dest-server", applications.IN_CLUSTER,
+                        "--path", "apps/myapp/overlays/prod", "--dest-server", step2.IN_CLUSTER,
                         "--dest-namespace", unique("staging"), check=False)
     seen = rbac_checks.create_is_refused(result, "an Application aimed at a namespace outside prod-*",
                                          "do not match any of the allowed destinations in project")
@@ -41,10 +42,10 @@ def test_repo_outside_source_repos_is_refused(production, argocd, kube, git_repo
     other = git_repo("not-in-source-repos")
     other.write("README.md", "not for production\n")
     other.commit_and_push("init")
-    repos.register_https(argocd, kube, other)  # reachable and authorised: only the project may refuse it
+    step1.register_https(argocd, kube, other)  # reachable and authorised: only the project may refuse it
     name = tracker.app(unique("outside-repo"))
     result = argocd.cli("app", "create", name, "--project", production.project, "--repo", other.url,
-                        "--path", ".", "--dest-server", applications.IN_CLUSTER,
+                        "--path", ".", "--dest-server", step2.IN_CLUSTER,
                         "--dest-namespace", production.namespace, check=False)
     seen = rbac_checks.create_is_refused(result, "an Application from a repo not in sourceRepos",
                                          "is not permitted in project")

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from suites import item_checks
+from scenarios import step2_applications as step2
+from suites import self_heal_checks
 
 pytestmark = pytest.mark.validation("self_heal")
 
 
 @pytest.mark.parametrize("drift", ["scale", "set-image", "delete-service"])
-def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, record_metric):
+def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, record_metric, waiter):
     app = deploy_myapp()
-    record_metric("drift_to_reverted_s", item_checks.drift_is_reverted(kube, argocd, app, drift))
+    changed_at = step2.drift(kube, app.namespace, drift)
+    record_metric("drift_to_reverted_s",
+                  self_heal_checks.drift_is_reverted(waiter, kube, argocd, app, drift, since=changed_at))

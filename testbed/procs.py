@@ -16,7 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from gitops_conformance.waiter import Waiter
 
 
 @dataclasses.dataclass
@@ -78,8 +81,12 @@ def pid_alive(pid: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, waiter: Waiter | None = None):
+        # imported here: the peers image carries this module for ProcessSpec, without tenacity
+        from gitops_conformance.waiter import Waiter
+
         self.state_dir = Path(state_dir)
+        self.waiter = waiter or Waiter()  # bounds the start-up and shutdown waits
         self.pid_dir = self.state_dir / "pids"
         self.log_dir = self.state_dir / "logs"
         self.pid_dir.mkdir(parents=True, exist_ok=True)
@@ -101,16 +108,14 @@ class Supervisor:
         return proc.pid
 
     def wait_healthy(self, spec: ProcessSpec, pid: int) -> None:
-        deadline = time.monotonic() + spec.health_timeout
-        delay = 0.1
-        while time.monotonic() < deadline:
+        def healthy_or_exited() -> bool:
             if not pid_alive(pid):
                 raise ComponentFailed(spec.name, "exited during start-up", self.tail(spec.name))
-            if self.healthy(spec):
-                return
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-        raise ComponentFailed(spec.name, f"not healthy within {spec.health_timeout:.0f}s", self.tail(spec.name))
+            return self.healthy(spec)
+
+        polled = self.waiter.poll(healthy_or_exited, timeout=spec.health_timeout, initial_wait=0.1)
+        if not polled.done:
+            raise ComponentFailed(spec.name, f"not healthy within {polled.bound:.0f}s", self.tail(spec.name))
 
     @staticmethod
     def healthy(spec: ProcessSpec) -> bool:
@@ -138,10 +143,7 @@ class Supervisor:
         pid = int(pidfile.read_text().strip() or 0)
         if pid and pid_alive(pid):
             _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and pid_alive(pid):
-                time.sleep(0.1)
-            if pid_alive(pid):
+            if not self.waiter.poll(lambda: not pid_alive(pid), timeout=grace, initial_wait=0.1, max_wait=0.1).done:
                 _signal_group(pid, signal.SIGKILL)
                 time.sleep(0.2)
         _reap(pid)

@@ -249,14 +249,12 @@ class Testbed:
         self._apply([d for d in docs if d["kind"] == "CustomResourceDefinition"], "Argo CRDs")
         # kubectl wait fails at once (not waiting) on a CRD whose .status.conditions is still
         # unset right after apply ("accessor error: <nil>", kubernetes/kubernetes#66439): retry, bounded
-        deadline = time.monotonic() + 60
-        while True:
-            proc = self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=False)
-            if proc.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise TestbedError(f"Argo CRDs not Established within 60s: {proc.stderr.strip()[-500:]}")
-            time.sleep(0.5)
+        established = self.sup.waiter.poll(
+            lambda: self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=False),
+            timeout=60, done=lambda proc: proc.returncode == 0, initial_wait=0.5, max_wait=0.5)
+        if not established.done:
+            raise TestbedError(f"Argo CRDs not Established within {established.bound:.0f}s: "
+                               f"{established.value.stderr.strip()[-500:]}")
         self._apply([d for d in docs if d["kind"] != "CustomResourceDefinition"], "Argo config maps and secrets")
         self.kubectl("-n", argo.ARGOCD_NAMESPACE, "patch", "configmap", "argocd-cm", "--type", "merge", "-p", json.dumps({"data": {
             "timeout.reconciliation": f"{controlplane.settings.ARGOCD_RECONCILIATION_SECONDS}s",

@@ -15,18 +15,14 @@ def testbed_handle(target):
 
 
 @pytest.fixture(autouse=True)
-def _own_run_id_for_inner_sessions(request):
-    """pytester runs sessions in this process: each must compute its own run id (from its
-    environment), and the outer session's id (its labels, its sweep) must survive them."""
-    if "pytester" not in request.fixturenames:
-        yield
-        return
-    from fixtures import names
+def _own_run_id_for_inner_sessions(request, monkeypatch):
+    """pytester runs sessions in this process: each gets its own run id (a test sets one, or
+    the inner session generates one into the environment), and the outer session's id (its
+    labels, its sweep) comes back with the environment afterwards."""
+    if "pytester" in request.fixturenames:
+        from fixtures import names
 
-    saved = names._run_id
-    names._reset_run_id()
-    yield
-    names._run_id = saved
+        monkeypatch.delenv(names.ENV_RUN_ID, raising=False)
 
 
 @pytest.fixture(autouse=True)

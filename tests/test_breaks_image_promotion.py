@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.breaking import check_failure
-from scenarios import image_updater as iu
+from scenarios import step4_image_updater as step4
 from suites import image_promotion_checks as ipc
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
@@ -21,10 +21,11 @@ def _fails(fn, *args, bound: float = BOUND, **kwargs):
 
 
 @pytest.mark.breaks("suites.image_promotion_checks.promoted", "suites.image_promotion_checks.written_back")
-def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kube, tracker, diagnostics, target, unique):
+def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_image_updater, kube, target, waiter):
     allow = r"regexp:^release-[0-9]+$"  # a typo'd pattern: no pushed tag looks like this
-    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique, allow=allow)
-    failure = _fails(ipc.promoted, kube, target, app, image, "v1.1.0", allowed=iu.tag_filter(allow, iu.IGNORE_RC))
+    app, image = deploy_image_updater(allow=allow)
+    failure = _fails(ipc.promoted, waiter, kube, target, app, image, "v1.1.0",
+                     allowed=step4.tag_filter(allow, step4.IGNORE_RC))
     message = str(failure)
     assert "no tag matched" in message and "app stays at v1.0.0" in message, message
     # the updater's own word, from its log (v0.12 reports "no match" as "already on latest")
@@ -36,16 +37,16 @@ def test_promotion_check_fails_when_allow_tags_matches_nothing(deploy_myapp, kub
 
 
 @pytest.mark.breaks("suites.image_promotion_checks.promoted")
-def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp, kube, tracker, diagnostics, target, unique):
+def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_image_updater, kube, target, waiter):
     git = target.git
     if not (git.read_only_username and git.read_only_token):
         pytest.skip("the Git server has no read-only user to break write-back with")
-    app, image = iu.semver_prod(deploy_myapp, kube, tracker, diagnostics, target, unique,
-                                creds=(git.read_only_username, git.read_only_token))
-    failure = _fails(ipc.promoted, kube, target, app, image, "v1.1.0", allowed=iu.tag_filter(iu.ALLOW_SEMVER, iu.IGNORE_RC))
+    app, image = deploy_image_updater(creds=(git.read_only_username, git.read_only_token))
+    failure = _fails(ipc.promoted, waiter, kube, target, app, image, "v1.1.0",
+                     allowed=step4.tag_filter(step4.ALLOW_SEMVER, step4.IGNORE_RC))
     message = str(failure)
     # not silent: the updater chose v1.1.0, its push was refused, and the check says so
-    assert f"no commit by {iu.UPDATER_AUTHOR}" in message and "app stays at v1.0.0" in message, message
+    assert f"no commit by {step4.UPDATER_AUTHOR}" in message and "app stays at v1.0.0" in message, message
     assert "Could not update application spec" in message and "403" in message, message
     assert "403" in failure.evidence[f"log-argocd-image-updater-{app.name}"]
     assert git.read_only_token not in message + "".join(failure.evidence.values())
@@ -53,15 +54,16 @@ def test_promotion_check_fails_visibly_when_write_back_cannot_push(deploy_myapp,
 
 @pytest.mark.breaks("suites.image_promotion_checks.digest_followed")
 def test_digest_check_fails_when_the_updater_is_stopped(deploy_myapp, kube, argocd, tracker, diagnostics, target,
-                                                        unique, testbed_handle):
+                                                        unique, testbed_handle, waiter):
     """Step 4's staging app set up as the procedure says, but argocd-image-updater is not running:
     nothing pins the digest, and the failure names the stopped component first."""
-    image = iu.new_image(target.registry, unique, tracker)
-    digests = image.push(*iu.TAGS)
+    image = step4.new_image(target.registry, unique, tracker)
+    digests = image.push(*step4.TAGS)
     prod = deploy_myapp(image=image.name)
-    staging = iu.deploy_staging(kube, argocd, tracker, diagnostics, prod, unique)
+    staging = step4.deploy_staging(waiter, kube, argocd, tracker, diagnostics, prod, unique)
     with testbed_handle.stopped("argocd-image-updater"):
-        iu.annotate(kube, staging.name, iu.digest_annotations(image.name), target.argocd_namespace)
-        message = str(_fails(ipc.digest_followed, kube, target, staging, image, "staging-abc", digests["staging-abc"]))
+        step4.annotate(kube, staging.name, step4.digest_annotations(image.name), target.argocd_namespace)
+        message = str(_fails(ipc.digest_followed, waiter, kube, target, staging, image, "staging-abc",
+                             digests["staging-abc"]))
     assert "cause: argocd-image-updater is not running" in message, message
     assert "Image Updater digest tracking" in message and "Deployment runs" in message, message

@@ -39,26 +39,26 @@ def test_cli_login_check_fails_with_a_wrong_admin_password(argocd, kube, target,
 
 
 @pytest.mark.breaks("suites.install_checks.ui_answers")
-def test_ui_check_fails_when_the_server_is_stopped(argocd, testbed_handle):
+def test_ui_check_fails_when_the_server_is_stopped(argocd, testbed_handle, waiter):
     with testbed_handle.stopped("argocd-server"):
-        message = fails_within(install_checks.ui_answers, argocd.url, timeout=SHORT, bound=SHORT)
+        message = fails_within(install_checks.ui_answers, waiter, argocd.url, timeout=SHORT, bound=SHORT)
     assert "no answer" in message and "cause: argocd-server is not running" in message, message
 
 
 @pytest.mark.breaks("suites.install_checks.ui_answers")
-def test_ui_check_fails_when_the_page_is_not_argo_cds(tmp_path):
+def test_ui_check_fails_when_the_page_is_not_argo_cds(tmp_path, waiter):
     """The URL answers with some other web page (a port-forward or Ingress to the wrong Service):
     neither Argo CD's UI nor the Go module's placeholder, so the check fails at once, saying so."""
     (tmp_path / "index.html").write_text("<html><body>Welcome to nginx!</body></html>")
     with static_site(tmp_path) as url:
-        message = fails_within(install_checks.ui_answers, url, timeout=SHORT, bound=SHORT)
+        message = fails_within(install_checks.ui_answers, waiter, url, timeout=SHORT, bound=SHORT)
     assert "the page is not Argo CD's UI" in message and "nginx" in message, message
 
 
-def test_ui_check_reports_the_modules_placeholder_as_such(argocd):
+def test_ui_check_reports_the_modules_placeholder_as_such(argocd, waiter):
     """The testbed's server is built from the Go module: the check answers, flagged placeholder
     (the suite records a warning, never a pass)."""
-    page = install_checks.ui_answers(argocd.url, timeout=SHORT)
+    page = install_checks.ui_answers(waiter, argocd.url, timeout=SHORT)
     assert page.placeholder and "placeholder" in page.observed, page
 
 

@@ -10,9 +10,8 @@ import secrets
 import pytest
 
 from tests.breaking import fails_within
-from suites import notification_checks as nc
-from suites.test_drift_alerts import IGNORE_REPLICAS
-from suites.test_notifications import FAST_FAIL
+from scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
+from suites import drift_alerts_checks, notifications_checks as nc
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
@@ -21,68 +20,71 @@ NEVER = "app.status.operationState.phase in ['NeverHappens']"
 
 
 
-@pytest.mark.breaks("suites.notification_checks.sync_failure_reaches_slack",
-                     "suites.notification_checks.slack_message")
-def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target):
+@pytest.mark.breaks("suites.notifications_checks.sync_failure_reaches_slack",
+                    "suites.notifications_checks.slack_message")
+def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     # bound: the sync must fail first (a few seconds), then the rejected post is terminal
-    message = fails_within(nc.sync_failure_reaches_slack, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 30)
+    message = fails_within(nc.sync_failure_reaches_slack, waiter, kube, argocd, target, n, app, timeout=SHORT,
+                           bound=SHORT + 30)
     assert "rejected" in message and "invalid_auth" in message and "auth_ok: False" in message, message
     assert n.slack_token not in message
 
 
-@pytest.mark.breaks("suites.notification_checks.template_notify")
-def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target):
+@pytest.mark.breaks("suites.notifications_checks.template_notify")
+def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack_api_url=f"{target.receiver.engine_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
-    message = fails_within(nc.template_notify, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.template_notify, waiter, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message
 
 
-@pytest.mark.breaks("suites.notification_checks.deployed_webhook")
-def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
+@pytest.mark.breaks("suites.notifications_checks.deployed_webhook")
+def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack=False, on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    message = fails_within(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.deployed_webhook, waiter, kube, argocd, target, n, app, app.synced_revision,
+                           timeout=SHORT, bound=SHORT)
     assert f"trigger {n.on_deployed}" in message and "no request for revision" in message, message
 
 
-@pytest.mark.breaks("suites.notification_checks.deployed_webhook")
-def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target):
+@pytest.mark.breaks("suites.notifications_checks.deployed_webhook")
+def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack=False, omit_webhook_secret=True)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    message = fails_within(nc.deployed_webhook, kube, argocd, target, n, app, app.synced_revision, timeout=SHORT, bound=SHORT)
+    message = fails_within(nc.deployed_webhook, waiter, kube, argocd, target, n, app, app.synced_revision,
+                           timeout=SHORT, bound=SHORT)
     assert "Authorization hash differs" in message and f"literal ${n.webhook_token_key}" in message, message
 
 
-@pytest.mark.breaks("suites.notification_checks.drift_is_alerted")
-def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target):
+@pytest.mark.breaks("suites.drift_alerts_checks.drift_is_alerted")
+def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target, waiter):
     n = notifications(slack=False, on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
-    message = fails_within(nc.drift_is_alerted, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
+    message = fails_within(drift_alerts_checks.drift_is_alerted, waiter, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
     assert f"trigger {n.on_out_of_sync}" in message and "no OutOfSync alert" in message, message
 
 
-@pytest.mark.breaks("suites.notification_checks.ignored_replicas_stay_synced")
-def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp, kube, argocd):
+@pytest.mark.breaks("suites.drift_alerts_checks.ignored_replicas_stay_synced")
+def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp()  # the procedure's myapp-prod: no ignoreDifferences (the HPA pitfall)
-    message = fails_within(nc.ignored_replicas_stay_synced, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
+    message = fails_within(drift_alerts_checks.ignored_replicas_stay_synced, waiter, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
     assert "the replica change counted as drift" in message and "ignoreDifferences" in message, message
 
 
-def test_ignore_differences_check_passes_with_ignore_differences(deploy_myapp, kube, argocd):
+def test_ignore_differences_check_passes_with_ignore_differences(deploy_myapp, kube, argocd, waiter):
     """The control: the same check holds once the pitfall's remedy is applied."""
     app = deploy_myapp(changes=IGNORE_REPLICAS)
-    nc.ignored_replicas_stay_synced(kube, argocd, app, hold=5)
+    drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app, hold=5)
 
 
-@pytest.mark.breaks("suites.notification_checks.exactly_once_per_revision")
-def test_once_per_revision_check_fails_when_a_revision_is_not_notified(notifications, deploy_myapp, argocd):
+@pytest.mark.breaks("suites.notifications_checks.exactly_once_per_revision")
+def test_once_per_revision_check_fails_when_a_revision_is_not_notified(notifications, deploy_myapp, argocd, waiter):
     """The on-deployed trigger never fires: the synced revision was notified zero times, not once."""
     n = notifications(slack=False, on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
-    message = fails_within(nc.exactly_once_per_revision, n, [app.synced_revision], window=3, bound=10)
+    message = fails_within(nc.exactly_once_per_revision, waiter, n, [app.synced_revision], window=3, bound=10)
     assert "a revision was not notified" in message and f"'{app.synced_revision[:10]}': 0" in message, message

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from scenarios import applications
+from scenarios import step2_applications as step2
 from suites import rbac_checks
 from tests.breaking import fails_within
-from scenarios import roles
+from scenarios import step3_app_of_apps as step3
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 
@@ -21,14 +21,14 @@ def _roles_granting_too_little(proj: str) -> list[dict]:
 
 
 @pytest.mark.breaks("suites.rbac_checks.can_get", "suites.rbac_checks.can_sync")
-def test_grant_checks_fail_when_the_roles_lack_the_grant(production_project, argocd):
+def test_grant_checks_fail_when_the_roles_lack_the_grant(production_project, argocd, waiter):
     production = production_project(roles=_roles_granting_too_little)
-    developer = roles.role_token(argocd, production.project, "developer")
+    developer = step3.role_token(argocd, production.project, "developer")
     message = fails_within(rbac_checks.can_get, developer, production.app, "developer", bound=5)
     assert "role developer: get application" in message and "HTTP 403" in message, message
 
-    deployer = roles.role_token(argocd, production.project, "deployer")
-    message = fails_within(rbac_checks.can_sync, deployer, production.app, "deployer", timeout=10, bound=10)
+    deployer = step3.role_token(argocd, production.project, "deployer")
+    message = fails_within(rbac_checks.can_sync, waiter, deployer, production.app, "deployer", timeout=10, bound=10)
     assert "the sync request was refused" in message and "HTTP 403" in message, message
 
 
@@ -40,7 +40,7 @@ def test_refusal_check_fails_when_the_project_allows_every_destination(productio
                  "-p", json.dumps({"spec": {"destinations": [{"server": "*", "namespace": "*"}]}}))
     name = tracker.app(unique("outside-dest"))
     result = argocd.cli("app", "create", name, "--project", production.project, "--repo", production.repo_url,
-                        "--path", "apps/myapp/overlays/prod", "--dest-server", applications.IN_CLUSTER,
+                        "--path", "apps/myapp/overlays/prod", "--dest-server", step2.IN_CLUSTER,
                         "--dest-namespace", unique("staging"), check=False)
     message = fails_within(rbac_checks.create_is_refused, result, "an Application aimed at a namespace outside prod-*",
                            "do not match any of the allowed destinations in project", bound=1)

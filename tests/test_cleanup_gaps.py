@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from fixtures import cleanup, names
-from scenarios import notifications as notif
-from scenarios import repos
+from scenarios import step6_notifications as step6
+from scenarios import step1_install as step1
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.testbed
-PLUGINS = ["-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "scenarios.fixtures", "-p", "scenarios.notifications"]
+PLUGINS = ["-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "scenarios.step1_install",
+           "-p", "scenarios.step2_applications", "-p", "scenarios.step3_app_of_apps", "-p", "scenarios.step6_notifications"]
 
 
 def _inner(args: list[str], run_id: str, tmp_path: Path, testbed_handle) -> str:
@@ -37,11 +38,11 @@ def test_repository_secrets_carry_the_run_label(git_repo, argocd, kube, tracker,
     repo = git_repo("labelled")
     repo.write("README.md", "gitops\n")
     repo.commit_and_push("init")
-    repos.register_https(argocd, kube, repo)
-    made = repos.label_repository_secret(kube, argocd.namespace, repo.url)
+    step1.register_https(argocd, kube, repo)
+    made = step1.label_repository_secret(kube, argocd.namespace, repo.url)
     bad = unique("repo-bad-cred")
     tracker.other.append(("secret", bad, argocd.namespace))
-    repos.declare_repository_secret(kube, argocd.namespace, bad, repo.url + "-other", repo.username, "wrong")
+    step1.declare_repository_secret(kube, argocd.namespace, bad, repo.url + "-other", repo.username, "wrong")
     swept = cleanup.labelled(kube, "secrets", names.label_selector(), argocd.namespace)  # the sweep's own lookup
     assert made and set(made) <= set(swept), (made, swept)
     assert bad in swept, swept
@@ -49,11 +50,11 @@ def test_repository_secrets_carry_the_run_label(git_repo, argocd, kube, tracker,
 
 def test_unknown_host_test_trusts_the_host_again(target, argocd, kube, testbed_handle, tmp_path):
     host = target.git.ssh_known_hosts.split()[0]
-    repos.add_known_host(argocd, target.git.ssh_known_hosts)  # trusted, as after Step 1's SSH setup
-    before = repos.known_host_lines(kube, argocd.namespace, host)
+    step1.add_known_host(argocd, target.git.ssh_known_hosts)  # trusted, as after Step 1's SSH setup
+    before = step1.known_host_lines(kube, argocd.namespace, host)
     out = _inner(["suites/test_repo_auth.py", "-k", "unknown_host"], f"hostkey-{os.getpid()}", tmp_path, testbed_handle)
     assert "1 passed" in out, out[-3000:]
-    assert before and repos.known_host_lines(kube, argocd.namespace, host) == before, out[-2000:]
+    assert before and step1.known_host_lines(kube, argocd.namespace, host) == before, out[-2000:]
 
 
 KEEP_INNER = '''
@@ -65,8 +66,8 @@ def test_fails_after_configuring_notifications(notifications, namespace):
 
 
 def test_keep_on_failure_keeps_own_objects_and_restores_shared_settings(argocd, kube, testbed_handle, tmp_path):
-    cm_before = (kube.get("configmap", notif.CM, argocd.namespace) or {}).get("data") or {}
-    secret_before = (kube.get("secret", notif.SECRET, argocd.namespace) or {}).get("data") or {}
+    cm_before = (kube.get("configmap", step6.CM, argocd.namespace) or {}).get("data") or {}
+    secret_before = (kube.get("secret", step6.SECRET, argocd.namespace) or {}).get("data") or {}
     test_file = tmp_path / "test_keep.py"
     test_file.write_text(textwrap.dedent(KEEP_INNER))
     out = _inner([*PLUGINS, str(test_file), "--keep-on-failure", "--rootdir", str(tmp_path)],
@@ -80,19 +81,19 @@ def test_keep_on_failure_keeps_own_objects_and_restores_shared_settings(argocd, 
         assert "--keep-on-failure: kept the resources" in out and ns in out, out[-2000:]
     finally:
         kube.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
-    cm_after = (kube.get("configmap", notif.CM, argocd.namespace) or {}).get("data") or {}
-    secret_after = (kube.get("secret", notif.SECRET, argocd.namespace) or {}).get("data") or {}
+    cm_after = (kube.get("configmap", step6.CM, argocd.namespace) or {}).get("data") or {}
+    secret_after = (kube.get("secret", step6.SECRET, argocd.namespace) or {}).get("data") or {}
     assert not [k for k in cm_after if hook in k], f"the kept test's notification settings stayed: {sorted(cm_after)}"
     assert cm_after == cm_before and secret_after.keys() == secret_before.keys()
 
 
 def test_registry_repositories_and_deploy_keys_are_removed(target, registry, tracker, unique, deploy_key, git_repo,
                                                            tmp_path):
-    from scenarios import image_updater as iu
+    from scenarios import step4_image_updater as step4
     from testbed.peers import registry as oci, sshgit
 
     base = registry.api_url
-    image = iu.new_image(registry, unique, tracker)
+    image = step4.new_image(registry, unique, tracker)
     image.push("v1.0.0")
     repo = git_repo("keys")
     deploy_key(repo)

@@ -23,12 +23,11 @@ def test_failed_operation_names_the_failed_resources():
                                           "(Deployment/myapp: spec.replicas: Invalid value: -1)")
 
 
-def test_nothing_established_is_none(monkeypatch):
+def test_nothing_established_is_none():
     assert diagnose._engine_says({"status": {"operationState": {"phase": "Succeeded"}}}) is None
-    monkeypatch.setattr(diagnose, "_session", {})  # no cluster attached: nothing to look at
-    assert diagnose.component_down("anything") is None
+    assert diagnose.components("anything")(None) is None  # no cluster (outside a session): nothing to look at
 
 
 def test_first_of_takes_the_first_cause():
-    assert diagnose.first_of(None, lambda: None, lambda: "b", lambda: "c")() == "b"
-    assert diagnose.first_of(lambda: None)() is None
+    assert diagnose.first_of(None, lambda c: None, lambda c: "b", lambda c: "c")(None) == "b"
+    assert diagnose.first_of(lambda c: None)(None) is None

@@ -59,11 +59,12 @@ def test_every_spec_loads_and_files_name_one_source():
 
 
 def test_myapp_images_cover_the_suites_tags_under_the_procedures_name():
-    from scenarios import image_updater, myapp
+    from scenarios import step2_applications as step2
+    from scenarios import step4_image_updater as step4
 
     app = spec.all_specs()["myapp"]
-    assert app.repository == myapp.DEFAULT_IMAGE
-    assert set(image_updater.TAGS) <= set(app.tags)
+    assert app.repository == step2.DEFAULT_IMAGE
+    assert set(step4.TAGS) <= set(app.tags)
     refs = {names[0]: env for names, env in app.variants()}
     assert refs["ghcr.io/username/myapp:v1.1.0"] == {"MYAPP_VERSION": "v1.1.0"}
     assert refs["ghcr.io/username/myapp:v2.0.0-rc1"]["MYAPP_ERROR_RATE"] == "0.5"

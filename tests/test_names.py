@@ -1,6 +1,7 @@
 """Unit tests for fixtures.names."""
 from __future__ import annotations
 
+import os
 import re
 import threading
 
@@ -12,16 +13,21 @@ from fixtures.names import DNS_LABEL, label_selector, run_id, standard_labels, u
 
 @pytest.fixture(autouse=True)
 def fresh_run_id(monkeypatch):
-    monkeypatch.delenv(names.ENV_RUN_ID, raising=False)
-    names._reset_run_id()
-    yield
-    names._reset_run_id()
+    """No run id in the environment; the session's own comes back afterwards (monkeypatch)."""
+    monkeypatch.setenv(names.ENV_RUN_ID, "placeholder")  # so that monkeypatch restores it
+    monkeypatch.delenv(names.ENV_RUN_ID)
 
 
 def test_generated_run_id_shape_and_stability():
     rid = run_id()
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", rid)
     assert run_id() == rid  # stable for the process
+
+
+def test_generated_run_id_is_shared_through_the_environment():
+    """The xdist workers and every command the suite starts inherit it."""
+    rid = run_id()
+    assert os.environ[names.ENV_RUN_ID] == rid
 
 
 def test_run_id_from_env_is_lowercased_and_label_safe(monkeypatch):
@@ -38,13 +44,6 @@ def test_run_id_env_without_usable_characters(monkeypatch):
     monkeypatch.setenv(names.ENV_RUN_ID, "###")
     with pytest.raises(ValueError, match=names.ENV_RUN_ID):
         run_id()
-
-
-def test_run_id_env_read_once(monkeypatch):
-    monkeypatch.setenv(names.ENV_RUN_ID, "first")
-    assert run_id() == "first"
-    monkeypatch.setenv(names.ENV_RUN_ID, "second")
-    assert run_id() == "first"
 
 
 @pytest.mark.parametrize("prefix", [

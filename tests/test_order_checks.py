@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import Change, ChangeLog
-from fixtures.checks import CheckFailed
-from scenarios.app_of_apps import AppOfApps
+from fixtures.checks import CheckFailed, Waiter
+from scenarios.step3_app_of_apps import AppOfApps
 from suites import app_of_apps_checks as aoa
-from suites import item_checks
+from suites import prune_checks
 
 
 def _log(*changes: Change) -> ChangeLog:
@@ -29,21 +29,27 @@ class _App:
     namespace = "ns"
 
 
-def test_prune_last_passes_when_the_prune_follows_the_apply():
+@pytest.fixture
+def waiter() -> Waiter:
+    """Not the session's (no cluster needed): the recorded data is all there is."""
+    return Waiter()
+
+
+def test_prune_last_passes_when_the_prune_follows_the_apply(waiter):
     log = _log(_c("Deployment", 10, generation=2), _c("Service", 12, deleting=True), _c("Service", 13, type="DELETED"))
-    assert "Service/myapp deletion requested" in item_checks.prune_last(log, _App(), timeout=0.1)
+    assert "Service/myapp deletion requested" in prune_checks.prune_last(waiter, log, _App(), timeout=0.1)
 
 
-def test_prune_last_fails_when_the_prune_comes_first():
+def test_prune_last_fails_when_the_prune_comes_first(waiter):
     log = _log(_c("Service", 9, deleting=True), _c("Deployment", 10, generation=2))
     with pytest.raises(CheckFailed, match="the prune came first"):
-        item_checks.prune_last(log, _App(), timeout=0.1)
+        prune_checks.prune_last(waiter, log, _App(), timeout=0.1)
 
 
-def test_prune_last_fails_when_a_side_is_missing():
+def test_prune_last_fails_when_a_side_is_missing(waiter):
     log = _log(_c("Service", 9, type="DELETED"), _c("Deployment", 10, generation=1))  # no spec change seen
     with pytest.raises(CheckFailed, match="apply: not seen"):
-        item_checks.prune_last(log, _App(), timeout=0.1)
+        prune_checks.prune_last(waiter, log, _App(), timeout=0.1)
 
 
 LAYOUT = AppOfApps(root="r", project="p", infra=["infra"], apps=["app"], prod_namespace="n", repo=None)

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import pytest_kind  # noqa: E402
 import pytest_kind.cluster  # noqa: E402
 
-from fixtures import checks, names, options, providers  # noqa: E402
+from fixtures import options, providers  # noqa: E402
 
 FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
 CLUSTER = providers.KIND_CLUSTER_NAME
@@ -44,11 +44,7 @@ def _isolate(monkeypatch, tmp_path):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("GITOPS_CONFORMANCE_RUN_ID", "unit-run-0002")
     monkeypatch.chdir(tmp_path)  # KindCluster creates ./.pytest-kind/<name>: keep it out of the repo
-    names._reset_run_id()
-    scale = checks.get_timeout_scale()  # inner runs load fixtures.plugin in this process and set it
     yield
-    names._reset_run_id()  # the run id is cached per process: leave none behind for other modules
-    checks.set_timeout_scale(scale)
     # no clear_secrets(): no test here registers one, and it would wipe the outer session's
 
 

@@ -61,8 +61,7 @@ def test_api_answers_with_its_version(record_metric, record_check):
 def test_https_token_connection_is_successful(record_check, monkeypatch):
     record_check("repo listed", "Successful", "Successful", True)
     print("stdout carries {PLANTED} and {TOKEN}")
-    monkeypatch.setattr(checks, "_sleep", lambda s: None)
-    checks.eventually(
+    checks.Waiter(sleep=lambda s: None).until(
         lambda: checks.pending("{XSS} auth failed for {PLANTED} with {TOKEN}"),
         timeout=0, what="repo connected", expected="ConnectionStatus Successful",
         remediation="rotate the repo credentials & re-add the repository",

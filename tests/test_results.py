@@ -50,8 +50,7 @@ def test_https_token_connection_is_successful(record_check, monkeypatch):
     register_secret("{PLANTED}")
     record_check("repo listed", "Successful", "Successful", True)
     print("stdout also has {PLANTED}")
-    monkeypatch.setattr(checks, "_sleep", lambda s: None)
-    checks.eventually(
+    checks.Waiter(sleep=lambda s: None).until(
         lambda: checks.pending("auth failed for {PLANTED}, password: {PATTERN_ONLY}"),
         timeout=0, what="repo connected", expected="ConnectionStatus Successful",
         remediation="check the repo Secret",
@@ -358,13 +357,11 @@ def test_dash_m_selects_one_item(pytester):
 
 def test_run_info_sections_and_redaction(pytester):
     pytester.makeconftest('''
-        from fixtures import checks
         from fixtures.results import set_run_info
         def pytest_addoption(parser):
             parser.addoption("--git-token")
         def pytest_configure(config):
-            checks.set_timeout_scale(2.5)  # as the suite's conftest does from --timeout-scale
-            config.add_cleanup(lambda: checks.set_timeout_scale(1.0))
+            set_run_info(config, "options.timeout_scale", 2.5)  # as fixtures.plugin records the options
             set_run_info(config, "cluster", {"kubernetes": "v1.30.2", "nodes": 3})
             set_run_info(config, "engine.argocd", "v2.12.0")
             set_run_info(config, "options.repo", "https://bob:hunter2-opt@git.example.com/r.git")
@@ -468,14 +465,15 @@ def test_live_progress_reaches_stderr_despite_capture(pytester, monkeypatch):
         import pytest
         from fixtures import checks
 
+        from fixtures.results import live_reporter
+
         @pytest.mark.validation("prune")
-        def test_manifest_removed_from_git_is_pruned(monkeypatch):
+        def test_manifest_removed_from_git_is_pruned(pytestconfig):
             now = [0.0]
-            monkeypatch.setattr(checks, "_clock", lambda: now[0])
-            monkeypatch.setattr(checks, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
+            waiter = checks.Waiter(report=live_reporter(pytestconfig), clock=lambda: now[0],
+                                   sleep=lambda s: now.__setitem__(0, now[0] + s))
             with pytest.raises(checks.CheckFailed):
-                checks.eventually(lambda: checks.pending("OutOfSync"), timeout=25,
-                                  what="orphan pruned", expected="gone")
+                waiter.until(lambda: checks.pending("OutOfSync"), timeout=25, what="orphan pruned", expected="gone")
     ''')
     result = pytester.runpytest_subprocess("-p", "fixtures.results", "-p", "no:cacheprovider",
                                            "--report-dir", str(pytester.path / "out"))

@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from gitops_conformance.waiter import Waiter
 from testbed import versions
 
 from . import debian, oci
@@ -256,19 +257,17 @@ def _cache_lock():
     build prunes layers that a concurrent build may have just written."""
     cache_dir().mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "build.lock", "w") as fh:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        told = False
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ImageBuildError(f"another image build held {cache_dir() / 'build.lock'} for {LOCK_TIMEOUT}s")
-                if not told:
-                    print(f"waiting for another image build using {cache_dir()} ...", flush=True)
-                    told = True
-                time.sleep(2)
+        def take() -> bool:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+
+        def tell(*_) -> None:
+            print(f"waiting for another image build using {cache_dir()} ...", flush=True)
+
+        locked = Waiter().poll(take, timeout=LOCK_TIMEOUT, initial_wait=2, max_wait=2, retry_on=(BlockingIOError,),
+                               progress=tell, progress_every=2 * 60)
+        if not locked.done:
+            raise ImageBuildError(f"another image build held {cache_dir() / 'build.lock'} for {LOCK_TIMEOUT}s")
         yield
 
 

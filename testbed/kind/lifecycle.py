@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
+from gitops_conformance.waiter import Waiter
 from testbed import versions
 
 from . import docker
@@ -65,21 +65,18 @@ def kubectl(kubeconfig: Path, *args: str, timeout: float = 60) -> str:
 
 def wait_ready(kubeconfig: Path, timeout: float = 300) -> float:
     """Until every node is Ready and CoreDNS answers (its pods Ready); return seconds waited."""
-    started = time.monotonic()
-    deadline = started + timeout
-    while True:
-        try:
-            nodes = json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json", timeout=20))["items"]
-            dns = json.loads(kubectl(kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns",
-                                     "-o", "json", timeout=20))["items"]
-            if nodes and dns and all(_ready(n) for n in nodes) and all(_ready(p) for p in dns):
-                return time.monotonic() - started
-        except (KindError, subprocess.TimeoutExpired, ValueError):
-            pass  # the API server may still be starting
-        if time.monotonic() > deadline:
-            raise KindError(f"nodes and CoreDNS not Ready within {timeout:.0f}s:\n"
-                            + _describe(kubeconfig))
-        time.sleep(2)
+    def all_ready() -> bool:
+        nodes = json.loads(kubectl(kubeconfig, "get", "nodes", "-o", "json", timeout=20))["items"]
+        dns = json.loads(kubectl(kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns",
+                                 "-o", "json", timeout=20))["items"]
+        return bool(nodes and dns) and all(_ready(n) for n in nodes) and all(_ready(p) for p in dns)
+
+    # errors mean the API server may still be starting
+    polled = Waiter().poll(all_ready, timeout=timeout, initial_wait=2, max_wait=2,
+                           retry_on=(KindError, subprocess.TimeoutExpired, ValueError))
+    if not polled.done:
+        raise KindError(f"nodes and CoreDNS not Ready within {polled.bound:.0f}s:\n" + _describe(kubeconfig))
+    return polled.elapsed
 
 
 def _ready(obj: dict) -> bool:

@@ -357,28 +357,33 @@ class ReceiverClient:
 
     def wait_for(self, path_prefix: str, predicate: Callable[[dict], bool] | None = None,
                  timeout: float = 30.0, since: float | None = None, min_count: int = 1,
-                 interval: float = 0.25) -> list[dict]:
+                 interval: float = 0.25, waiter=None) -> list[dict]:
         """Poll until at least `min_count` recorded requests under `path_prefix` match
         `predicate` (any request when None); return the matching ones. On timeout raise
-        TimeoutError naming what was awaited and summarising what did arrive."""
-        deadline = time.monotonic() + timeout
+        TimeoutError naming what was awaited and summarising what did arrive. `waiter`
+        (gitops_conformance.waiter) bounds the wait: the session's, or scale 1."""
+        # imported here: this module also runs in the peers image, which has no tenacity
+        from gitops_conformance.waiter import Waiter
+
         seen: list[dict] = []
         last_error: Exception | None = None
-        while True:
+
+        def matching() -> list[dict]:
+            nonlocal seen, last_error
             try:
-                seen = self.received(path_prefix, since)
-                last_error = None
-                matching = [r for r in seen if predicate is None or predicate(r)]
-                if len(matching) >= min_count:
-                    return matching
+                seen, last_error = self.received(path_prefix, since), None
             except requests.RequestException as e:
                 last_error = e
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                return []
+            return [r for r in seen if predicate is None or predicate(r)]
+
+        polled = (waiter or Waiter()).poll(matching, timeout=timeout, done=lambda found: len(found) >= min_count,
+                                           initial_wait=interval, max_wait=interval)
+        if polled.done:
+            return polled.value
         what = getattr(predicate, "__name__", repr(predicate)) if predicate else "any request"
         lines = [f"{r['method']} {r['path']} -> {r['status']} body={r['body'][:160]!r}" for r in seen[-5:]]
-        msg = (f"waited {timeout:.1f}s at {self.base_url} for {min_count} request(s) under {path_prefix!r} "
+        msg = (f"waited {polled.bound:.1f}s at {self.base_url} for {min_count} request(s) under {path_prefix!r} "
                f"matching {what}; saw {len(seen)} under that prefix"
                + (":\n  " + "\n  ".join(lines) if lines else "")
                + (f"\n  last error: {last_error}" if last_error else ""))

@@ -28,8 +28,9 @@ from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
 from fixtures.peers import Metrics, Traffic
 from fixtures.plugin import Diagnostics
+from scenarios import step1_install as step1
+from scenarios import step2_applications as step2
 
-from . import applications, myapp, repos
 
 # ---- test timings: the procedure's steps, shortened so a run takes seconds ---------------
 CANARY_PAUSE = "2s"        # procedure: pause {duration: 5m} between weights
@@ -121,21 +122,21 @@ def prod_overlay(namespace: str, metric_service: str, image: str, tag: str) -> d
 
 
 def write_layout(repo: GitRepo, namespace: str, *, prometheus_url: str, metric_service: str,
-                 image: str = myapp.DEFAULT_IMAGE, tag: str = "v1.0.0", indefinite_pause: bool = False,
+                 image: str = step2.DEFAULT_IMAGE, tag: str = "v1.0.0", indefinite_pause: bool = False,
                  success_condition: str = SUCCESS_CONDITION) -> None:
     """Step 2's layout with Step 5's conversion: deployment.yaml replaced by rollout.yaml."""
     repo.write_yaml(f"{BASE}/kustomization.yaml", {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": ["rollout.yaml", "service.yaml", "services.yaml", "analysis-template.yaml", "ingress.yaml"]})
     repo.write_yaml(f"{BASE}/rollout.yaml", rollout(image, "v1.0.0", indefinite_pause))
-    repo.write_yaml(f"{BASE}/service.yaml", myapp.base_files(image)[f"{BASE}/service.yaml"])
+    repo.write_yaml(f"{BASE}/service.yaml", step2.base_files(image)[f"{BASE}/service.yaml"])
     repo.write_yaml(f"{BASE}/services.yaml", *services())
     repo.write_yaml(f"{BASE}/analysis-template.yaml", analysis_template(prometheus_url, success_condition))
     repo.write_yaml(f"{BASE}/ingress.yaml", ingress())
-    repo.write_yaml(f"{myapp.PROD_PATH}/kustomization.yaml", prod_overlay(namespace, metric_service, image, tag))
+    repo.write_yaml(f"{step2.PROD_PATH}/kustomization.yaml", prod_overlay(namespace, metric_service, image, tag))
 
 
-def metric_service(namespace: str) -> str:
+def traffic_series(namespace: str) -> str:
     """The `service=` label this test's canary traffic carries (unique per namespace)."""
     return f"{CANARY_SVC}.{namespace}"
 
@@ -263,13 +264,13 @@ class DeployedRollout:
     manifest: dict
     synced_revision: str
     metric_service: str  # the `service=` label the analysis queries
-    image: str = myapp.DEFAULT_IMAGE
+    image: str = step2.DEFAULT_IMAGE
 
 
 @pytest.fixture
 def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffic, tracker: Tracker,
                    diagnostics: Diagnostics, git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
-                   unique: Callable[[str], str]) -> Callable[..., DeployedRollout]:
+                   unique: Callable[[str], str], waiter: checks.Waiter) -> Callable[..., DeployedRollout]:
     """deploy_rollout(metric_service=None, indefinite_pause=False, changes=None) -> DeployedRollout,
     synced and fully rolled out at v1.0.0 (a first revision goes straight to 100%), with traffic
     flowing (on a cluster: real requests to its pods). `metric_service` names the series the
@@ -280,25 +281,25 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffi
              changes: dict | None = None, success_condition: str = SUCCESS_CONDITION) -> DeployedRollout:
         repo = git_repo("myapp")
         ns = namespace("prod", create=False)
-        metric = metric_service or globals()["metric_service"](ns)
+        metric = metric_service or traffic_series(ns)
         write_layout(repo, ns, prometheus_url=metrics.engine_url, metric_service=metric,
                      indefinite_pause=indefinite_pause, success_condition=success_condition)
         sha = repo.commit_and_push("Convert myapp to an Argo Rollouts canary")
-        repos.register_https(argocd, kube, repo)
+        step1.register_https(argocd, kube, repo)
         name = unique("myapp-prod")
-        manifest = applications.application(name, repo.url, myapp.PROD_PATH, ns)
+        manifest = step2.application(name, repo.url, step2.PROD_PATH, ns)
         if changes:
-            manifest = applications.with_changes(manifest, **changes)
+            manifest = step2.with_changes(manifest, **changes)
         diagnostics.apps.append(name)
         diagnostics.objects.append(("rollouts.argoproj.io", ROLLOUT, ns))
-        applications.apply(kube, tracker, manifest)
-        checks.eventually(
+        step2.apply(kube, tracker, manifest)
+        waiter.until(
             checks.all_of(app_synced(argocd, name, revision=sha), rollout_healthy(kube, ns)),
             timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of the Rollout app {name} (procedure step 5)",
             expected=f"Synced at {sha[:10]}, Rollout myapp Healthy in {ns} (for Argo CD and the Rollouts controller)",
             remediation=hints.ON_FAILURE[5],
             diagnose=diagnose.for_app(argocd, name, extra=(diagnose.ROLLOUTS_CONTROLLER,)))
-        traffic.start(ns, globals()["metric_service"](ns))
+        traffic.start(ns, traffic_series(ns))
         tracker.finalizers.append(lambda: traffic.stop(ns))
         return DeployedRollout(name=name, namespace=ns, repo=repo, manifest=manifest, synced_revision=sha,
                                metric_service=metric)

@@ -7,17 +7,28 @@ infra is Healthy before apps start.
 Sync waves between Applications only order anything if Argo CD assesses the health of
 Application resources, which it does not by default: `enable_application_health` adds the
 health check Argo CD documents for this (a global argocd-cm key, set once per session).
+
+Also the procedure's AppProject `production` with its roles (`production_project`), and a
+client acting as one of its roles (`role_token`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Callable
 
-from fixtures import names
+import pytest
+
+from fixtures import checks, diagnose, hints, names, probes, redact
+from fixtures.argocd import ArgoCD
+from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
+from fixtures.plugin import Diagnostics
+from fixtures.providers import Target
+from scenarios import step1_install as step1
+from scenarios import step2_applications as step2
 
-from . import applications, myapp
 
 ROOT_PATH = "argocd-apps"
 WAVE = "argocd.argoproj.io/sync-wave"
@@ -59,7 +70,7 @@ def project(name: str, repo_url: str) -> dict:
         "spec": {
             "description": "Production applications",
             "sourceRepos": [repo_url],
-            "destinations": [{"namespace": "prod-*", "server": applications.IN_CLUSTER}],
+            "destinations": [{"namespace": "prod-*", "server": step2.IN_CLUSTER}],
             "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
             "orphanedResources": {"warn": True},
             "roles": [
@@ -75,7 +86,7 @@ def project(name: str, repo_url: str) -> dict:
 
 
 def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str | None, project: str = "default") -> dict:
-    app = applications.application(name, repo_url, path, dest_ns, project=project)
+    app = step2.application(name, repo_url, path, dest_ns, project=project)
     if wave is not None:
         app["metadata"]["annotations"] = {WAVE: wave}
     return app
@@ -84,7 +95,7 @@ def _child(name: str, repo_url: str, path: str, dest_ns: str, wave: str | None, 
 # The infra children are stand-ins (a CRD and a controller Deployment, a local chart), not
 # cert-manager and external-secrets: their pods run myapp's image, which every provider has
 # (a cluster runs them for real; upstream's controller images are not built offline)
-STAND_IN_IMAGE = f"{myapp.DEFAULT_IMAGE}:v1.0.0"
+STAND_IN_IMAGE = f"{step2.DEFAULT_IMAGE}:v1.0.0"
 
 
 def _cert_manager_stand_in(group: str) -> dict[str, object]:
@@ -153,15 +164,15 @@ def write_layout(repo: GitRepo, prefix: str, *, child_dir_for_myapp: str = f"{RO
                     _child(cert_manager, repo.url, "infra-src/cert-manager", f"{prefix}-cert-manager", infra_wave))
     repo.write_yaml(f"{ROOT_PATH}/infra/external-secrets.yaml",
                     _child(external_secrets, repo.url, "charts/external-secrets", f"{prefix}-external-secrets", infra_wave))
-    myapp.write_layout(repo, prod_ns)
-    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, myapp.PROD_PATH, prod_ns, app_wave, project=proj))
+    step2.write_layout(repo, prod_ns)
+    repo.write_yaml(f"{child_dir_for_myapp}/myapp.yaml", _child(app, repo.url, step2.PROD_PATH, prod_ns, app_wave, project=proj))
     return AppOfApps(root=f"{prefix}-root-app", project=proj, infra=[cert_manager, external_secrets], apps=[app],
                      prod_namespace=prod_ns, repo=repo)
 
 
 def root_app(layout: AppOfApps) -> dict:
     """The procedure's root-app: path argocd-apps, directory.recurse, automated prune+selfHeal."""
-    app = applications.application(layout.root, layout.repo.url, ROOT_PATH, "argocd")
+    app = step2.application(layout.root, layout.repo.url, ROOT_PATH, "argocd")
     app["spec"]["source"]["directory"] = {"recurse": True, "jsonnet": {}}
     app["spec"]["syncPolicy"]["syncOptions"] = []  # the procedure's root app has none
     return app
@@ -173,3 +184,80 @@ def add_child(layout: AppOfApps, name: str) -> str:
     # the dev overlay sets its own namespace (kustomize), so that is the destination to create
     layout.repo.write_yaml(path, _child(name, layout.repo.url, "apps/myapp/overlays/dev", f"{layout.prod_namespace}-dev", "1"))
     return path
+
+
+def role_token(argocd: ArgoCD, project: str, role: str) -> ArgoCD:
+    """`argocd proj role create-token <project> <role>`: an API client acting as that role."""
+    token = argocd.cli("proj", "role", "create-token", project, role, "--token-only").stdout.strip()
+    redact.register_secret(token)
+    return argocd.with_token(token)
+
+
+@pytest.fixture(scope="session")
+def application_health(kube: Kube, target: Target):
+    """Argo CD's documented health check for Application resources, so sync waves between
+    child apps wait for health (step 3). Set for the session, restored at its end."""
+    restore = enable_application_health(kube, target.argocd_namespace)
+    yield
+    restore()
+
+
+@pytest.fixture
+def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                       git_repo: Callable[..., GitRepo], unique: Callable[[str], str], application_health):
+    """deploy_app_of_apps(myapp_dir=..., waves=True) -> AppOfApps: the step 3 layout committed and the root
+    app applied with kubectl (not waited for: the suites observe the rollout themselves)."""
+    def make(*, myapp_dir: str = f"{ROOT_PATH}/apps", waves: bool = True) -> AppOfApps:
+        repo = git_repo("gitops-repo")
+        layout = write_layout(repo, unique("aoa"), child_dir_for_myapp=myapp_dir, waves=waves)
+        repo.commit_and_push("Add app-of-apps structure")
+        step1.register_https(argocd, kube, repo)
+        tracker.projects.append(layout.project)
+        tracker.namespaces.extend(layout.namespaces)
+        diagnostics.apps.extend([layout.root, *layout.children])
+        root = root_app(layout)
+        tracker.app(layout.root)
+        tracker.apps.extend(layout.children)  # normally deleted by the root's cascade; swept if not
+        kube.apply(root)
+        return layout
+
+    return make
+
+
+@dataclasses.dataclass
+class ProductionProject:
+    project: str
+    app: str
+    namespace: str
+    repo_url: str
+
+
+@pytest.fixture
+def production_project(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                       git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
+                       unique: Callable[[str], str], waiter: checks.Waiter) -> Callable[..., ProductionProject]:
+    """production_project(roles=None) -> the procedure's AppProject `production` (named per
+    test) and the myapp Application in it. `roles(project_name)` replaces the project's roles
+    (a self-test grants too much on purpose)."""
+    def make(*, roles: Callable[[str], list[dict]] | None = None) -> ProductionProject:
+        repo = git_repo("prod-repo")
+        ns = namespace("prod", create=False)
+        step2.write_layout(repo, ns)
+        sha = repo.commit_and_push("Add myapp application manifests")
+        step1.register_https(argocd, kube, repo)
+        proj = project(unique("production"), repo.url)
+        if roles is not None:
+            proj["spec"]["roles"] = roles(proj["metadata"]["name"])
+        tracker.projects.append(proj["metadata"]["name"])
+        kube.apply(proj)
+        name = unique("myapp-prod")
+        diagnostics.apps.append(name)
+        step2.apply(kube, tracker, step2.application(
+            name, repo.url, step2.PROD_PATH, ns, project=proj["metadata"]["name"]))
+        waiter.until(probes.app_synced(argocd, name, revision=sha), timeout=step2.FIRST_SYNC_TIMEOUT,
+                     what=f"first sync of {name} in project {proj['metadata']['name']}",
+                     expected="Synced and Healthy", remediation=hints.ON_FAILURE[3],
+                     diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
+        return ProductionProject(project=proj["metadata"]["name"], app=name, namespace=ns, repo_url=repo.url)
+
+    return make

@@ -17,10 +17,10 @@ from fixtures import checks, diagnose, hints, names, probes, redact
 from fixtures.argocd import ArgoCD
 from fixtures.cleanup import Tracker
 from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
-from scenarios import applications, myapp
 from fixtures.peers import Registry
-from scenarios.fixtures import FIRST_SYNC_TIMEOUT, DeployedApp
+from fixtures.plugin import Diagnostics
+from scenarios import step2_applications as step2
+
 
 ANN = "argocd-image-updater.argoproj.io"
 ALIAS = "myapp"
@@ -117,8 +117,8 @@ def tag_filter(allow: str, ignore: str | None = None) -> Callable[[str], bool]:
     return lambda t: bool(allow_rx.search(t)) and not (ignore_rx and ignore_rx.search(t))
 
 
-def deploy_staging(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics, prod: DeployedApp,
-                   unique: Callable[[str], str], tag: str = "staging-abc") -> DeployedApp:
+def deploy_staging(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
+                   prod: step2.DeployedApp, unique: Callable[[str], str], tag: str = "staging-abc") -> step2.DeployedApp:
     """myapp-staging: the staging overlay of prod's repo, on `tag`, synced (not yet annotated)."""
     path = f"{STAGING_PATH}/kustomization.yaml"
     doc = prod.repo.read_yaml(path)[0]
@@ -129,19 +129,19 @@ def deploy_staging(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Di
     tracker.namespaces.append(ns)  # CreateNamespace makes it; the finalizer does not delete it
     diagnostics.namespaces.append(ns)
     diagnostics.apps.append(name)
-    applications.apply(kube, tracker, applications.application(name, prod.repo.url, STAGING_PATH, ns))
-    checks.eventually(
+    step2.apply(kube, tracker, step2.application(name, prod.repo.url, STAGING_PATH, ns))
+    waiter.until(
         checks.all_of(probes.app_synced(argocd, name, revision=sha),
                       probes.deployment(kube, ns, "myapp", replicas=2, image=f"{prod.image}:{tag}")),
-        timeout=FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 4, staging)",
+        timeout=step2.FIRST_SYNC_TIMEOUT, what=f"first sync of {name} (procedure step 4, staging)",
         expected=f"Synced at {sha[:10]}, Healthy, Deployment myapp running {tag} in {ns}",
         remediation=hints.ON_FAILURE[2], diagnose=diagnose.for_app(argocd, name, namespace=ns, deployments=["myapp"]))
-    return DeployedApp(name=name, namespace=ns, repo=prod.repo, manifest={}, synced_revision=sha, image=prod.image)
+    return step2.DeployedApp(name=name, namespace=ns, repo=prod.repo, manifest={}, synced_revision=sha, image=prod.image)
 
 
 def prod_path_file(app_name: str) -> str:
     """Where v0.12's git write-back puts a Kustomize app's override (write-back-target default)."""
-    return f"{myapp.PROD_PATH}/.argocd-source-{app_name}.yaml"
+    return f"{step2.PROD_PATH}/.argocd-source-{app_name}.yaml"
 
 
 def https_url(target) -> Callable | None:
@@ -153,18 +153,25 @@ def https_url(target) -> Callable | None:
     return None  # --git-url: the scratch repo's own URL (https on a real Git host)
 
 
-def semver_prod(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnostics, target, unique,
-                *, allow: str = ALLOW_SEMVER, creds: tuple[str, str] | None = None) -> tuple[DeployedApp, RegistryImage]:
-    """Step 4 for prod: push the tags, deploy myapp-prod on v1.0.0 (step 2), create the
-    git-creds secret (default: the suite's Git identity, which may push) and annotate."""
+@pytest.fixture
+def deploy_image_updater(deploy_myapp, kube: Kube, tracker: Tracker, diagnostics: Diagnostics, target,
+                         unique) -> Callable[..., tuple[step2.DeployedApp, RegistryImage]]:
+    """deploy_image_updater(allow=ALLOW_SEMVER, creds=None) -> (app, image): Step 4 for prod. Push
+    the tags, deploy myapp-prod on v1.0.0 (step 2), create the git-creds secret (default: the
+    suite's Git identity, which may push) and annotate the Application for semver + git write-back."""
     diagnostics.components.append("argocd-image-updater")
     if target.registry is None:
         pytest.skip("this target has no registry the suite can push to")
-    image = new_image(target.registry, unique, tracker)
-    image.push(*TAGS)
-    app = deploy_myapp(image=image.name, repo_url=https_url(target))
-    username, token = creds or (target.git.username, target.git.token)
-    secret = create_git_creds(kube, tracker, unique("git-creds"), username, token, target.argocd_namespace)
-    annotate(kube, app.name, semver_annotations(image.name, secret, allow=allow, namespace=target.argocd_namespace),
-             target.argocd_namespace)
-    return app, image
+
+    def make(*, allow: str = ALLOW_SEMVER,
+             creds: tuple[str, str] | None = None) -> tuple[step2.DeployedApp, RegistryImage]:
+        image = new_image(target.registry, unique, tracker)
+        image.push(*TAGS)
+        app = deploy_myapp(image=image.name, repo_url=https_url(target))
+        username, token = creds or (target.git.username, target.git.token)
+        secret = create_git_creds(kube, tracker, unique("git-creds"), username, token, target.argocd_namespace)
+        annotate(kube, app.name, semver_annotations(image.name, secret, allow=allow, namespace=target.argocd_namespace),
+                 target.argocd_namespace)
+        return app, image
+
+    return make

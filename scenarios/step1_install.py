@@ -1,5 +1,7 @@
-"""Step 1's repository access: `argocd repo add` over HTTPS with a token, and over SSH with
-a deploy key plus the server's host key in Argo CD's known hosts.
+"""Step 1, Argo CD installed and the Git repository added. The install itself is done when the
+session opens its target (fixtures/install.py on a cluster, the testbed locally); here is what
+Step 1 does with Git: `argocd repo add` over HTTPS with a token, and over SSH with a deploy key
+(the `deploy_key` factory) plus the server's host key in Argo CD's known hosts.
 
 The token is typed at the CLI's own `Password:` prompt (stdin), never passed as `--password`:
 argv is world-readable in `ps`. The repository Secret Argo CD makes for each `repo add` gets
@@ -12,10 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from fixtures import checks, cleanup, names, redact
 from fixtures.argocd import ArgoCD
+from fixtures.cleanup import Tracker
 from fixtures.gitrepo import GitRepo
 from fixtures.kube import Kube
+from fixtures.peers import GitHost, generate_keypair
+
 
 KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
 
@@ -47,7 +54,7 @@ def label_repository_secret(kube: Kube, namespace: str, url: str) -> list[str]:
     return found
 
 
-def add_known_host(argocd: ArgoCD, known_hosts_line: str, target=None) -> None:
+def add_known_host(argocd: ArgoCD, known_hosts_line: str, waiter: checks.Waiter | None = None, target=None) -> None:
     """`argocd cert add-ssh --batch`: the Git server's host key, so SSH repos can be verified.
     With `target`, also waits until the repo-server reads it (a ConfigMap volume: see
     repo_server_knows)."""
@@ -58,7 +65,7 @@ def add_known_host(argocd: ArgoCD, known_hosts_line: str, target=None) -> None:
     finally:
         Path(f.name).unlink(missing_ok=True)
     if target is not None:
-        repo_server_knows(target, known_hosts_line.split()[0], True)
+        repo_server_knows(waiter, target, known_hosts_line.split()[0], True)
 
 
 def remove_known_host(argocd: ArgoCD, host: str) -> None:
@@ -80,7 +87,8 @@ def known_host_lines(kube: Kube, namespace: str, host: str) -> list[str]:
 KNOWN_HOSTS_PROPAGATION = 150.0
 
 
-def repo_server_knows(target, host: str, present: bool, timeout: float = KNOWN_HOSTS_PROPAGATION) -> None:
+def repo_server_knows(waiter: checks.Waiter, target, host: str, present: bool,
+                      timeout: float = KNOWN_HOSTS_PROPAGATION) -> None:
     """Waits until the known hosts file the repo-server reads names `host` (present) or no longer
     does, so what follows tests Argo CD's behaviour, not the volume's refresh."""
     if target.repo_server_file is None:
@@ -92,23 +100,24 @@ def repo_server_knows(target, host: str, present: bool, timeout: float = KNOWN_H
         seen = f"the repo-server's ssh_known_hosts {'names' if named else 'does not name'} {host}"
         return checks.ok(seen) if named == present else checks.pending(seen)
 
-    checks.eventually(probe, timeout=timeout, what=f"{KNOWN_HOSTS_CM} as the repo-server reads it",
-                      expected=f"{host} {'present' if present else 'absent'} in /app/config/ssh/ssh_known_hosts",
-                      remediation="the kubelet refreshes ConfigMap volumes (argocd-ssh-known-hosts-cm is one) "
-                                  "within about a minute; check the repo-server pod's mounts and the kubelet")
+    waiter.until(probe, timeout=timeout, what=f"{KNOWN_HOSTS_CM} as the repo-server reads it",
+                 expected=f"{host} {'present' if present else 'absent'} in /app/config/ssh/ssh_known_hosts",
+                 remediation="the kubelet refreshes ConfigMap volumes (argocd-ssh-known-hosts-cm is one) "
+                             "within about a minute; check the repo-server pod's mounts and the kubelet")
 
 
-def untrust_host(argocd: ArgoCD, kube: Kube, host: str, target=None) -> Callable[[], None]:
+def untrust_host(argocd: ArgoCD, kube: Kube, host: str, waiter: checks.Waiter | None = None,
+                 target=None) -> Callable[[], None]:
     """`argocd cert rm HOST --cert-type ssh`; returns what puts its known-hosts lines back. With
     `target`, both wait until the repo-server's file shows the change."""
     saved = known_host_lines(kube, argocd.namespace, host)
     remove_known_host(argocd, host)
     if target is not None:
-        repo_server_knows(target, host, False)
+        repo_server_knows(waiter, target, host, False)
 
     def restore_known_host() -> None:
         for line in saved:
-            add_known_host(argocd, line, target)
+            add_known_host(argocd, line, waiter, target)
 
     return restore_known_host
 
@@ -138,3 +147,22 @@ def register_ssh(argocd: ArgoCD, kube: Kube, url: str, private_key: Path, *, nam
 def connection(argocd: ArgoCD, url: str) -> dict:
     """The repository's connectionState as Argo CD reports it (status, message)."""
     return argocd.repository(url).get("connectionState") or {}
+
+
+@pytest.fixture
+def deploy_key(git_host: GitHost, tracker: Tracker, tmp_path_factory) -> Callable[[GitRepo], tuple]:
+    """deploy_key(repo) -> (private key path, SSH URL): `ssh-keygen -t ed25519 -f argocd-deploy-key`
+    and the public key added as a read-only deploy key on the Git host. Skipped where the suite
+    cannot add keys (a --git-url repository on a host of the user's). The key is removed at
+    teardown; it is labelled with the run id, so the session sweep finds it otherwise."""
+    if not (git_host.ssh_base_url and git_host.deploy_keys):
+        pytest.skip("SSH deploy keys can only be added on the suite's own Git host (not with --git-url)")
+
+    def make(repo: GitRepo) -> tuple:
+        key, pub = generate_keypair(tmp_path_factory.mktemp("deploy-key"), "argocd-deploy-key",
+                                    comment=names.run_label())
+        git_host.deploy_keys.authorize(pub, read_only=True)
+        tracker.finalizers.append(lambda: git_host.deploy_keys.revoke(pub))
+        return key, git_host.ssh_url(repo.url)
+
+    return make

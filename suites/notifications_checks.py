@@ -1,5 +1,6 @@
-"""The checks behind Validation items `notifications` and `drift_alerts` (procedure Step 6),
-shared by the suites and by the self-tests that break the setup on purpose.
+"""The checks behind Validation item `notifications` (procedure Step 6), shared by the suites
+and by the self-tests that break the setup on purpose. drift_alerts_checks.py uses the
+receiver's and the controller's evidence helpers from here.
 
 Each returns what it measured or raises `CheckFailed` naming the trigger/service involved,
 what the receiver saw and, from the notifications controller's log, why (e.g. Slack's
@@ -17,17 +18,15 @@ from fixtures.argocd import ArgoCD
 from fixtures.checks import Observation
 from fixtures.kube import Kube
 from fixtures.providers import Target
-from scenarios import myapp
-from scenarios.fixtures import DeployedApp
-from scenarios.notifications import NOTIFIED, Notifications
+from scenarios import step2_applications as step2
+from scenarios.step2_applications import DeployedApp
+from scenarios.step6_notifications import NOTIFIED, Notifications
 from fixtures.peers import recorded_secret as redacted
 
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
 DELIVERY = 45.0
 SYNC_FAILS = 60.0
-OUT_OF_SYNC = 60.0
 NO_DUPLICATE_WINDOW = 6.0   # quiet period in which a second on-deployed for a revision would show
-HOLD_SYNCED = 10.0          # how long an ignored replica change must leave the app Synced (drift shows in ~3s)
 
 HINT = hints.for_item("notifications")
 
@@ -58,7 +57,7 @@ def _is_time(text: str) -> bool:
         return False
 
 
-def _body(record: dict) -> dict:
+def request_body(record: dict) -> dict:
     if isinstance(record.get("json"), dict):
         return record["json"]
     try:
@@ -77,12 +76,12 @@ def controller_log(target: Target, *needles: str, lines: int = 300, keep: int = 
     return "\n".join(hits[-keep:]) or "(no controller log line mentions " + ", ".join(needles) + ")"
 
 
-def _notified(argocd: ArgoCD, app: str) -> str:
+def notified(argocd: ArgoCD, app: str) -> str:
     ann = ((argocd.app(app) or {}).get("metadata") or {}).get("annotations") or {}
     return ann.get(NOTIFIED, "(none)")
 
 
-def _evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: str):
+def evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: str):
     def collect() -> dict[str, str]:
         return {"application": kube.get_yaml("applications.argoproj.io", app, argocd.namespace),
                 "receiver-records": json.dumps(n.receiver.received("/", None)[-20:], indent=1),
@@ -90,14 +89,15 @@ def _evidence(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app:
     return collect
 
 
-def _summary(records: list[dict]) -> str:
+def summary(records: list[dict]) -> str:
     return "; ".join(f"{r['method']} {r['path']} -> {r['status']} {json.dumps(r.get('response'))[:80]} "
                      f"auth_ok={r.get('auth_ok')}" for r in records[-3:]) or "nothing"
 
 
 # ----- notifications: on-deployed webhook --------------------------------------------------
 
-def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp,
+def deployed_webhook(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                     app: DeployedApp,
                      revision: str, *, timeout: float = DELIVERY) -> tuple[dict, float]:
     """The on-deployed webhook for `revision` arrives with the app name, the revision, the sync's
     finishedAt and the configured bearer token. Returns (body, seconds from finishedAt to receipt)."""
@@ -109,22 +109,22 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
         if op.get("phase") == "Succeeded" and (op.get("syncResult") or {}).get("revision") == revision:
             finished_seen.add(op.get("finishedAt"))
         got = n.receiver.received(n.hook_path)
-        mine = [r for r in got if _body(r).get("revision") == revision]
+        mine = [r for r in got if request_body(r).get("revision") == revision]
         if mine:
             return Observation.ok(f"{len(mine)} on-deployed request(s) for {revision[:10]}")
         state = probes.app_state(argocd, app.name)
         return Observation.pending(
-            f"no request for revision {revision[:10]} under {n.hook_path} (received: {_summary(got)}); "
-            f"app {state.describe()}; {NOTIFIED}={_notified(argocd, app.name)}; controller log: "
+            f"no request for revision {revision[:10]} under {n.hook_path} (received: {summary(got)}); "
+            f"app {state.describe()}; {NOTIFIED}={notified(argocd, app.name)}; controller log: "
             f"{controller_log(target, app.name, n.on_deployed, n.hook, keep=3)}")
 
-    checks.eventually(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
-                      f"service webhook.{n.hook})",
-                      expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app.name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
-    rec = [r for r in n.receiver.received(n.hook_path) if _body(r).get("revision") == revision][0]
-    body = _body(rec)
+    waiter.until(probe, timeout=timeout, what=f"on-deployed webhook of {app.name} (trigger {n.on_deployed}, "
+                 f"service webhook.{n.hook})",
+                 expected=f"a POST to {n.hook_path} for revision {revision[:10]} after the sync succeeded",
+                 remediation=HINT, evidence=evidence(kube, argocd, target, n, app.name),
+                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
+    rec = [r for r in n.receiver.received(n.hook_path) if request_body(r).get("revision") == revision][0]
+    body = request_body(rec)
     deployed = _deployed_at(argocd, app.name, revision)
     # the template renders operationState.finishedAt of the operation that fired; the history's
     # deployedAt is written for that operation too, up to a second apart (whole seconds)
@@ -144,10 +144,11 @@ def deployed_webhook(kube: Kube, argocd: ArgoCD, target: Target, n: Notification
     return body, max(0.0, rec["time"] - _epoch(finished))
 
 
-def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window: float = NO_DUPLICATE_WINDOW) -> str:
+def exactly_once_per_revision(waiter: checks.Waiter, n: Notifications, revisions: list[str], *,
+                              window: float = NO_DUPLICATE_WINDOW) -> str:
     """oncePer app.status.sync.revision: after a quiet window, each revision was posted once."""
     def counts() -> dict[str, int]:
-        got = [_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
+        got = [request_body(r).get("revision") for r in n.receiver.received(n.hook_path)]
         return {rev[:10]: got.count(rev) for rev in revisions}
 
     t0 = time.monotonic()
@@ -161,8 +162,8 @@ def exactly_once_per_revision(n: Notifications, revisions: list[str], *, window:
         return Observation.ok(f"per-revision counts {c}") if all(v == 1 for v in c.values()) else \
             Observation.failed(f"per-revision counts {c}", "a revision was not notified")
 
-    return checks.eventually(probe, timeout=window + 5, scale=1.0, what=f"on-deployed once per revision ({n.on_deployed})",
-                             expected="exactly one webhook per synced revision", remediation=HINT).observed
+    return waiter.until(probe, timeout=window + 5, scaled=False, what=f"on-deployed once per revision ({n.on_deployed})",
+                        expected="exactly one webhook per synced revision", remediation=HINT).observed
 
 
 # ----- notifications: on-sync-failed to Slack ---------------------------------------------
@@ -172,7 +173,7 @@ def _slack_posts(n: Notifications, since: float | None = None) -> list[dict]:
             if (r.get("form") or {}).get("channel") == n.channel or (r.get("json") or {}).get("channel") == n.channel]
 
 
-def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
                   must_contain: tuple[str, ...], since: float | None = None, what: str,
                   timeout: float = DELIVERY) -> dict:
     """A chat.postMessage to n.channel, accepted (ok: true), whose text contains `must_contain`.
@@ -192,21 +193,22 @@ def slack_message(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, 
                 f"(auth_ok: {posts[-1].get('auth_ok')}); controller log: {log}",
                 "service.slack token is not accepted by the Slack API")
         return Observation.pending(f"no accepted chat.postMessage to {n.channel} containing {list(must_contain)} "
-                                   f"(Slack requests seen: {_summary(posts)}); controller log: {log}")
+                                   f"(Slack requests seen: {summary(posts)}); controller log: {log}")
 
-    checks.eventually(probe, timeout=timeout, what=what,
-                      expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
-                      remediation=HINT, evidence=_evidence(kube, argocd, target, n, app_name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
+    waiter.until(probe, timeout=timeout, what=what,
+                 expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",
+                 remediation=HINT, evidence=evidence(kube, argocd, target, n, app_name),
+                 diagnose=diagnose.components(diagnose.NOTIFICATIONS))
     return _slack_posts(n, since)[-1]
 
 
-def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
+def sync_failure_reaches_slack(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                               app: DeployedApp, *,
                                timeout: float = DELIVERY) -> tuple[dict, float]:
     """Commit a manifest the API server rejects (replicas: -1); the sync must fail and
     on-sync-failed must post app-sync-failed to the subscribed channel, naming the app and
     the reason. Returns (the post, seconds from the operation's finishedAt to receipt)."""
-    myapp.set_prod(app.repo, replicas=-1)
+    step2.set_prod(app.repo, replicas=-1)
     sha = app.repo.commit_and_push("Break prod: replicas -1 (rejected by the API server)")
 
     def failed() -> Observation:
@@ -215,18 +217,19 @@ def sync_failure_reaches_slack(kube: Kube, argocd: ArgoCD, target: Target, n: No
             return Observation.ok(s.describe())
         return Observation.pending(s.describe())
 
-    checks.eventually(failed, timeout=SYNC_FAILS, what=f"failed sync of {sha[:10]} (invalid replicas)",
-                      expected="operation phase Failed or Error at the broken commit", remediation=hints.ON_FAILURE[2])
+    waiter.until(failed, timeout=SYNC_FAILS, what=f"failed sync of {sha[:10]} (invalid replicas)",
+                 expected="operation phase Failed or Error at the broken commit", remediation=hints.ON_FAILURE[2])
     op = ((argocd.app(app.name) or {}).get("status") or {}).get("operationState") or {}
     # the reason must carry the API server's rejection, not just "sync failed"
-    rec = slack_message(kube, argocd, target, n, app.name,
+    rec = slack_message(waiter, kube, argocd, target, n, app.name,
                         must_contain=(f"Application {app.name} sync failed", "spec.replicas: Invalid value: -1"),
                         what=f"on-sync-failed Slack message for {app.name} (trigger {n.on_sync_failed}, service slack)",
                         timeout=timeout)
     return rec, max(0.0, rec["time"] - _epoch(op["finishedAt"]))
 
 
-def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
+def template_notify(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
+                    app_name: str, *,
                     timeout: float = DELIVERY) -> tuple[dict, float]:
     """`argocd admin notifications template notify app-sync-failed <app> --recipient slack:<channel>`
     delivers on demand (the CLI reads the ConfigMap/Secret and sends itself).
@@ -244,70 +247,6 @@ def template_notify(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications
         checks.fail_now(what=what, expected="exit 0 and a Slack message",
                         observed=f"exit {proc.returncode}: " + ("; ".join(errors) or "\n".join(lines[-3:])[-600:]),
                         remediation=HINT)
-    rec = slack_message(kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
+    rec = slack_message(waiter, kube, argocd, target, n, app_name, must_contain=(app_name, "sync failed"), since=t0,
                         what=what, timeout=timeout)
     return rec, max(0.0, rec["time"] - t0)
-
-
-# ----- drift_alerts ----------------------------------------------------------------------------
-
-def drift_is_alerted(kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app: DeployedApp, *,
-                     timeout: float = DELIVERY) -> tuple[str, float]:
-    """With selfHeal off, `kubectl scale` makes the app OutOfSync, `argocd app diff` names
-    `replicas`, and the on-out-of-sync trigger posts an alert listing Deployment/myapp.
-    Returns (the diff, seconds from the kubectl change to the alert's receipt)."""
-    t0 = time.time()
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
-    checks.eventually(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
-                      timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
-                      expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
-    diff = argocd.cli("app", "diff", app.name, check=False)
-    text = diff.stdout + diff.stderr
-    checks.expect(diff.returncode == 1 and "replicas" in text, what=f"`argocd app diff {app.name}`",
-                  expected="exit 1 (differences) and a diff naming the changed field `replicas`",
-                  observed=f"exit {diff.returncode}: {text.strip()[:600]}", remediation=hints.for_item("drift_alerts"))
-
-    def alerted() -> Observation:
-        got = n.receiver.received(n.hook_path, since=t0)
-        hits = [r for r in got if _body(r).get("syncStatus") == "OutOfSync" and _body(r).get("app") == app.name]
-        if hits:
-            return Observation.ok(f"alert listing {_body(hits[0]).get('outOfSync')}")
-        return Observation.pending(f"no OutOfSync alert under {n.hook_path} since the change (received: {_summary(got)}); "
-                                   f"{NOTIFIED}={_notified(argocd, app.name)}; controller log: "
-                                   f"{controller_log(target, app.name, n.on_out_of_sync, keep=3)}")
-
-    checks.eventually(alerted, timeout=timeout, what=f"drift alert for {app.name} (trigger {n.on_out_of_sync}, "
-                      f"service webhook.{n.hook})",
-                      expected=f"a POST to {n.hook_path} with syncStatus OutOfSync after the kubectl change",
-                      remediation=hints.for_item("drift_alerts"), evidence=_evidence(kube, argocd, target, n, app.name),
-                      diagnose=diagnose.components(diagnose.NOTIFICATIONS))
-    rec = [r for r in n.receiver.received(n.hook_path, since=t0) if _body(r).get("syncStatus") == "OutOfSync"][0]
-    drifted = _body(rec).get("outOfSync") or []
-    checks.expect("Deployment/myapp" in drifted, what="drift alert content", expected="outOfSync lists Deployment/myapp",
-                  observed=f"outOfSync={drifted}", remediation=hints.for_item("drift_alerts"))
-    return text, max(0.0, rec["time"] - t0)
-
-
-def ignored_replicas_stay_synced(kube: Kube, argocd: ArgoCD, app: DeployedApp, *, hold: float = HOLD_SYNCED) -> str:
-    """The HPA pitfall: with ignoreDifferences /spec/replicas and RespectIgnoreDifferences=true,
-    a replica change (what an HPA does) leaves the app Synced (after a hard refresh) and is not
-    reverted, for `hold` seconds."""
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
-    argocd.app(app.name, refresh="hard")
-    t0 = time.monotonic()
-    dep = probes.deployment(kube, app.namespace, "myapp", replicas=2, available=False)
-
-    def probe() -> Observation:
-        s = probes.app_state(argocd, app.name)
-        d = dep()
-        seen = f"{s.describe()}; {d.observed}"
-        if s.sync_status != "Synced" or d.outcome is not checks.Outcome.OK:
-            return Observation.failed(seen, "the replica change counted as drift")
-        if time.monotonic() - t0 < hold:
-            return Observation.pending(f"{seen} (holding {hold:g}s)")
-        return Observation.ok(seen)
-
-    return checks.eventually(probes.with_policy(argocd, app.name, probe), timeout=hold + 10, scale=1.0,
-                             what="ignoreDifferences /spec/replicas after `kubectl scale --replicas=2` and a hard refresh",
-                             expected=f"application Synced and replicas left at 2 for {hold:g}s",
-                             remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " " + hints.ON_FAILURE[6]).observed

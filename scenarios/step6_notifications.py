@@ -33,9 +33,10 @@ import yaml
 from fixtures import redact
 from fixtures.cleanup import Tracker
 from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
 from fixtures.peers import Receiver
+from fixtures.plugin import Diagnostics
 from fixtures.providers import Target
+
 
 CM, SECRET = "argocd-notifications-cm", "argocd-notifications-secret"
 SUBSCRIBE = "notifications.argoproj.io/subscribe"
@@ -46,6 +47,16 @@ ENV_SLACK_TOKEN = "GITOPS_CONFORMANCE_SLACK_TOKEN"
 ON_SYNC_FAILED_WHEN = "app.status.operationState.phase in ['Error', 'Failed']"
 ON_DEPLOYED_WHEN = "app.status.operationState.phase in ['Succeeded']"
 ON_OUT_OF_SYNC_WHEN = "app.status.sync.status == 'OutOfSync'"
+
+# Application changes (dotted paths, scenarios.step2_applications.with_changes) the Step 6 tests deploy with:
+# a short retry: the procedure's (5 attempts, backoff 5s..3m; Argo CD's default is 5 too) holds the
+# phase at Running, so on-sync-failed would fire only after ~2.5 min
+FAST_FAIL = {"limit": 1, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}
+# the procedure's myapp-strict: replicas left to an HPA (Common Pitfall "Ignoring HPA-managed replicas")
+IGNORE_REPLICAS = {
+    "spec.ignoreDifferences": [{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}],
+    "spec.syncPolicy.syncOptions": ["CreateNamespace=true", "PruneLast=true", "RespectIgnoreDifferences=true"],
+}
 
 APP_SYNC_FAILED = """\
 message: |
@@ -194,7 +205,6 @@ def notifications(target: Target, kube: Kube, tracker: Tracker, diagnostics: Dia
     on_out_of_sync_when=..., omit_webhook_secret=False) -> Notifications: Step 6's
     configuration merged into the cluster; the overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver (no target.receiver) or,
     with slack=True, where no accepted Slack token is known."""
-
     def make(*, slack: bool = True, slack_token: str | None = None, slack_api_url: str | None = None,
              on_deployed_when: str = ON_DEPLOYED_WHEN, on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN,
              omit_webhook_secret: bool = False) -> Notifications:

@@ -1,0 +1,60 @@
+"""The check behind Validation item `auto_sync` (procedure step 2): a commit reaches the
+cluster. Also the evidence and diagnosis of the myapp Application that the Step 2 items
+(auto_sync, self_heal, prune) share.
+
+Every check function either returns what it measured or raises `CheckFailed` saying what was
+expected, what was seen, and the procedure's "On failure" hint.
+"""
+from __future__ import annotations
+
+import time
+
+from fixtures import checks, diagnose, hints, probes
+from fixtures.argocd import ArgoCD
+from fixtures.checks import Observation
+from fixtures.kube import Kube
+from scenarios import step2_applications as step2
+from scenarios.step2_applications import DeployedApp
+
+# Bounds (seconds, before --timeout-scale). The testbed answers in seconds; these leave
+# room for a busy CI runner and for a real cluster's reconciliation.
+SYNC_AFTER_COMMIT = 60.0
+
+
+def app_evidence(kube: Kube, argocd: ArgoCD, app: DeployedApp):
+    def collect() -> dict[str, str]:
+        return {"application": kube.get_yaml("applications.argoproj.io", app.name, argocd.namespace),
+                "events": kube.events(app.namespace)}
+    return collect
+
+
+def app_diagnosis(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
+    return diagnose.for_app(argocd, app.name, namespace=app.namespace, deployments=["myapp"])
+
+
+def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, sha: str, *,
+                     tag: str | None = None, replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
+    """After a commit `sha` to the prod overlay (scenarios.step2_applications.commit_prod: `tag`, `replicas`),
+    the app must become Synced at that commit and the Deployment must change. Returns seconds
+    from the call (right after the push) to synced."""
+    change = step2.prod_change(tag=tag, replicas=replicas)
+    t0 = time.monotonic()
+    synced = probes.app_synced(argocd, app.name, revision=sha)
+
+    def seen_commit() -> Observation:
+        obs = synced()
+        state = probes.app_state(argocd, app.name)
+        if obs.outcome is checks.Outcome.PENDING and state.revision != sha:
+            return Observation.pending(f"{obs.observed} (Git is at {sha[:10]}: the engine has not picked up the commit)")
+        return obs
+
+    waiter.until(
+        checks.all_of(seen_commit,
+                      probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
+                                        image=f"{app.image}:{tag}" if tag else None)),
+        timeout=timeout, what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
+        expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
+        remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
+                    "timeout.reconciliation polls within the bound.",
+        evidence=app_evidence(kube, argocd, app), diagnose=app_diagnosis(argocd, app))
+    return time.monotonic() - t0
