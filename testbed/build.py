@@ -128,6 +128,24 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
     _run([go, "mod", "edit", *edits], workdir, log, comp, "write wrapper go.mod", started)
 
 
+def write_overlay(comp: Component, workdir: Path, log, started: float) -> list[str]:
+    """`go build -overlay`: files the pinned module lacks (generated at release time), added at
+    build time without copying or changing the module. Returns the go build flags."""
+    if not comp.overlay_files:
+        return []
+    out = _run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp,
+               "go mod download (overlay)", started)
+    module_dir = Path(json.loads(out)["Dir"])
+    replace = {}
+    for rel, content in comp.overlay_files.items():
+        src = workdir / "overlay" / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text(content)
+        replace[str(module_dir / rel)] = str(src)
+    (workdir / "overlay.json").write_text(json.dumps({"Replace": replace}, indent=2))
+    return [f"-overlay={workdir / 'overlay.json'}"]
+
+
 def copy_assets(comp: Component, out_dir: Path) -> None:
     """Copy CRDs/stock config from the pinned module into the cache (read at `up`, never committed)."""
     stamp = out_dir / "assets" / ".assets.json"
@@ -171,6 +189,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     with open(logs / f"build-{comp.key}.log", "w") as log:
         _say(comp.name, f"wrapper module for {comp.module or 'our own code'}@{comp.version}", started)
         render_wrapper(comp, workdir, log, started)
+        overlay = write_overlay(comp, workdir, log, started)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -178,7 +197,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
         try:
             for binary, package in comp.binaries.items():
                 _say(comp.name, f"go build {binary}", started)
-                _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
+                _run(["go", "build", "-mod=mod", "-trimpath", *overlay, f"-ldflags={ldflags}", "-o", str(staging / binary), package],
                      workdir, log, comp, f"go build {binary}", started)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # never leave a half-built directory behind
@@ -195,10 +214,12 @@ def build_component(comp: Component, force: bool = False) -> bool:
     return True
 
 
-def build_all(names: list[str] | None = None, force: bool = False) -> int:
-    """Build the named components, or (none named) those the local testbed needs."""
+def build_all(names: list[str] | None = None, force: bool = False, engine: str = "argocd") -> int:
+    """Build the named components, or (none named) those the local testbed needs; with
+    engine="flux" also the Flux controllers (`needed_by: flux`), which an Argo CD testbed never uses."""
     comps = versions.load()
-    selected = names or [n for n, c in comps.items() if c.needed_by == "testbed"]
+    wanted = {"testbed"} | ({"flux"} if engine == "flux" else set())
+    selected = names or [n for n, c in comps.items() if c.needed_by in wanted]
     unknown = [n for n in selected if n not in comps]
     if unknown:
         print(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(comps)}", file=sys.stderr)
