@@ -5,5 +5,7 @@ fixtures.plugin   options, cluster target, per-test resources, diagnostics, clea
 scenarios.fixtures the procedure's steps as factory fixtures
 scenarios.rollouts step 5's Rollout and traffic fixtures
 scenarios.notifications step 6's notification configuration fixture
+scenarios.flux     step 2 the Flux way (--engine flux)
 """
-pytest_plugins = ["fixtures.results", "fixtures.plugin", "scenarios.fixtures", "scenarios.rollouts", "scenarios.notifications"]
+pytest_plugins = ["fixtures.results", "fixtures.plugin", "scenarios.fixtures", "scenarios.rollouts", "scenarios.notifications",
+                  "scenarios.flux"]

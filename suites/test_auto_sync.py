@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import item_checks
+from suites import flux_checks, item_checks
 
 pytestmark = pytest.mark.validation("auto_sync")
 
@@ -22,3 +22,15 @@ def test_cli_created_app_syncs_commit(deploy_myapp, kube, argocd, record_metric)
     """The same promise when the Application was made with `argocd app create ... --sync-policy automated`."""
     app = deploy_myapp(via_cli=True)
     record_metric("commit_to_synced_s", item_checks.commit_is_synced(kube, argocd, app, tag="v1.2.0"))
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_kustomization_applies_image_tag_commit(deploy_myapp_flux, kube, flux, record_metric):
+    app = deploy_myapp_flux()
+    record_metric("commit_to_synced_s", flux_checks.commit_is_applied(kube, flux, app, tag="v1.1.0"))
+
+
+def test_flux_kustomization_applies_replica_commit(deploy_myapp_flux, kube, flux, record_metric):
+    app = deploy_myapp_flux()
+    record_metric("commit_to_synced_s", flux_checks.commit_is_applied(kube, flux, app, replicas=3))

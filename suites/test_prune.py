@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.changes import ChangeLog
-from suites import item_checks
+from suites import flux_checks, item_checks
 
 pytestmark = pytest.mark.validation("prune")
 
@@ -29,3 +29,10 @@ def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube,
     app = deploy_myapp(changes={"metadata.finalizers": None})
     seen = item_checks.app_deletion_outcome(kube, argocd, app, expect_cascade=False)
     record_check("no finalizer", "deleting the Application leaves its resources orphaned", seen, True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_manifest_removed_from_git_is_pruned(deploy_myapp_flux, kube, flux, record_metric):
+    app = deploy_myapp_flux()
+    record_metric("removal_to_pruned_s", flux_checks.removed_manifest_is_pruned(kube, flux, app))
