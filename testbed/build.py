@@ -128,22 +128,23 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
     _run([go, "mod", "edit", *edits], workdir, log, comp, "write wrapper go.mod", started)
 
 
-def write_overlay(comp: Component, workdir: Path, log, started: float) -> list[str]:
-    """`go build -overlay`: files the pinned module lacks (generated at release time), added at
-    build time without copying or changing the module. Returns the go build flags."""
-    if not comp.overlay_files:
-        return []
+def add_module_files(comp: Component, workdir: Path, log, started: float) -> None:
+    """Files the pinned module lacks (generated at release time, e.g. flux's embedded
+    manifests): the module is copied into the wrapper's work dir (in the cache, never the work
+    tree), the files are added there, and the wrapper replaces the module with that copy.
+    (`go build -overlay` cannot do it: it refuses to replace files under GOMODCACHE.)"""
+    if not comp.module_files:
+        return
     out = _run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp,
-               "go mod download (overlay)", started)
-    module_dir = Path(json.loads(out)["Dir"])
-    replace = {}
-    for rel, content in comp.overlay_files.items():
-        src = workdir / "overlay" / rel
-        src.parent.mkdir(parents=True, exist_ok=True)
-        src.write_text(content)
-        replace[str(module_dir / rel)] = str(src)
-    (workdir / "overlay.json").write_text(json.dumps({"Replace": replace}, indent=2))
-    return [f"-overlay={workdir / 'overlay.json'}"]
+               "go mod download (module copy)", started)
+    copy = workdir / "upstream"
+    shutil.copytree(Path(json.loads(out)["Dir"]), copy)
+    for path in [copy, *copy.rglob("*")]:  # the module cache's files are read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    for rel, content in comp.module_files.items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_text(content)
+    _run(["go", "mod", "edit", f"-replace={comp.module}=./upstream"], workdir, log, comp, "replace with the copy", started)
 
 
 def copy_assets(comp: Component, out_dir: Path) -> None:
@@ -189,7 +190,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     with open(logs / f"build-{comp.key}.log", "w") as log:
         _say(comp.name, f"wrapper module for {comp.module or 'our own code'}@{comp.version}", started)
         render_wrapper(comp, workdir, log, started)
-        overlay = write_overlay(comp, workdir, log, started)
+        add_module_files(comp, workdir, log, started)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -197,7 +198,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
         try:
             for binary, package in comp.binaries.items():
                 _say(comp.name, f"go build {binary}", started)
-                _run(["go", "build", "-mod=mod", "-trimpath", *overlay, f"-ldflags={ldflags}", "-o", str(staging / binary), package],
+                _run(["go", "build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package],
                      workdir, log, comp, f"go build {binary}", started)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # never leave a half-built directory behind
