@@ -92,5 +92,5 @@ def test_prune_check_fails_with_prune_off(deploy_myapp_flux, kube, flux):
     """The pitfall: `prune: false`. The removal commit is applied, the Service stays."""
     app = deploy_myapp_flux(prune=False)
     message = fails_within(flux_checks.removed_manifest_is_pruned, kube, flux, app, timeout=20, bound=20)
-    assert "service myapp still exists" in message and "spec.prune=false" in message, message
+    assert "myapp still exists" in message and "spec.prune=false" in message and "Applied revision" in message, message
     assert "Automatic prune disabled" in message, message
