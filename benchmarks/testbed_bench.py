@@ -1,6 +1,6 @@
 """Testbed figures: cold build time per component, warm `up` / `down` time, idle memory.
 
-    python -m benchmarks.testbed_bench [--runs 3] [--idle 20] [--state-root DIR]
+    python -m benchmarks.testbed_bench [--runs 3] [--idle 20] [--state-root DIR] [--engine argocd|flux]
 
 A script, not a test. Cold build times are not re-measured (that takes many minutes
 and the network): they are the `build_seconds` each real build on this machine wrote
@@ -145,12 +145,12 @@ def cold_builds() -> None:
     print(f"  {'total':<15} {'':<10} {total:>8.1f}  ({total / 60:.1f} min, sequential)")
 
 
-def warm_runs(runs: int, idle: float, root: Path) -> None:
+def warm_runs(runs: int, idle: float, root: Path, engine: str = "argocd") -> None:
     ups, downs, totals = [], [], []
     last_table: dict[str, tuple[int, int]] = {}
     foreign = _foreign_testbed_processes(root)
     for i in range(runs):
-        tb = Testbed(root / f"run{i}", out=lambda line: None)
+        tb = Testbed(root / f"run{i}", out=lambda line: None, engine=engine)
         try:
             t0 = time.monotonic()
             tb.up()
@@ -184,13 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="warm up/down runs (default 3)")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds after up before RSS is read (default 20)")
     ap.add_argument("--state-root", default=None, help="where the fresh state dirs go (default: a new temp dir)")
+    ap.add_argument("--engine", choices=["argocd", "flux"], default="argocd", help="the engine the testbed runs")
     args = ap.parse_args(argv)
     root = Path(args.state_root or tempfile.mkdtemp(prefix="testbed-bench-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     header()
     cold_builds()
-    print(f"\nwarm runs (state under {root})")
-    warm_runs(args.runs, args.idle, root)
+    print(f"\nwarm runs, engine {args.engine} (state under {root})")
+    warm_runs(args.runs, args.idle, root, args.engine)
     return 0
 
 

@@ -1,6 +1,6 @@
 """`gitops-conformance`: the project's one command line.
 
-  gitops-conformance testbed build|up|down|status|env [--state-dir DIR]
+  gitops-conformance testbed build|up|down|status|env [--state-dir DIR] [--engine argocd|flux]
   gitops-conformance testbed node-image [--force]  kind's node image, assembled offline (needs Docker)
   gitops-conformance testbed kind-config          the kind cluster config for that image, on this machine
   gitops-conformance testbed images [NAME ...] [--force] [--list] [--load kind:CLUSTER]
@@ -28,16 +28,16 @@ def _testbed(args: argparse.Namespace) -> int:
     from testbed.stack import Testbed, TestbedError
 
     if args.action == "build":
-        return build.build_all(args.components or None, force=args.force)
+        return build.build_all(args.components or None, force=args.force, engine=args.engine)
     if args.action in ("node-image", "kind-config"):
         return _kind(args)
     if args.action == "images":
         return _images(args)
-    tb = Testbed(args.state_dir)
     try:
+        tb = Testbed(args.state_dir, engine=args.engine)
         if args.action == "up":
             if tb.is_up():
-                print(f"testbed already up in {tb.state_dir}")
+                print(f"testbed already up in {tb.state_dir} (engine {tb.running_engine()})")
             else:
                 tb.up()
             for name, url in tb.endpoints().items():
@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
     tb.add_argument("--force", action="store_true", help="build, node-image: rebuild even if cached; images: rewrite "
                     "the archives (Debian layers stay cached by their inputs)")
+    tb.add_argument("--engine", choices=["argocd", "flux"], default="argocd",
+                    help="up: the GitOps engine the testbed runs (one at a time); build: also build its binaries")
     tb.add_argument("--load", metavar="kind:CLUSTER", help="images: load the archives into this kind cluster")
     tb.add_argument("--list", action="store_true", help="images: list every image, its name and archive")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")

@@ -9,6 +9,11 @@ A declared check is one conformance test in `suites/test_<item>.py`, named by it
 passed in this run: a deselected, skipped or unreached check leaves it `not_run` or
 `incomplete`, never `pass` (fixtures.results applies the rule).
 
+Checks are declared per engine (`--engine`): Argo CD's in `checks`, Flux's in `flux` (tests
+named `test_flux_*` in the same file). A run is judged against its engine's declared checks
+only, and runs only those tests. An item that declares no check for an engine is `not_run` for
+it, with `flux_not_run` as the reason (never a pass).
+
 Nothing here imports the rest of the project: every layer may read it.
 """
 from __future__ import annotations
@@ -69,13 +74,37 @@ class Check:
     proves: str   # what a pass proves, in the report's words
 
 
+ENGINES = ("argocd", "flux")
+NOT_YET_FOR_FLUX = "not implemented for Flux yet"
+
+
 @dataclasses.dataclass(frozen=True)
 class Item:
     id: str
     title: str
     step: int                       # the procedure step whose "On failure" note applies
-    checks: tuple[Check, ...]
+    checks: tuple[Check, ...]       # Argo CD's declared checks
     optional: bool = False          # reported (and counted) only when it ran
+    flux: tuple[Check, ...] = ()    # Flux's declared checks (none yet: not_run for Flux)
+    flux_title: str = ""            # the title under Flux, where the Argo CD one names Argo CD
+    flux_not_run: str = NOT_YET_FOR_FLUX  # why the item cannot run under Flux, while `flux` is empty
+
+    def checks_for(self, engine: str) -> tuple[Check, ...]:
+        return self.flux if engine == "flux" else self.checks
+
+    @property
+    def all_checks(self) -> tuple[Check, ...]:
+        """Every engine's declared checks: the tests suites/test_<item>.py holds."""
+        return self.checks + self.flux
+
+    def title_for(self, engine: str) -> str:
+        return (self.flux_title or self.title) if engine == "flux" else self.title
+
+    def not_run_reason(self, engine: str) -> str:
+        """Why the item has nothing to run for this engine ("" when it declares checks for it)."""
+        if self.checks_for(engine):
+            return ""
+        return f"{self.flux_not_run} (no check of this item is declared for --engine {engine})"
 
     @property
     def on_failure(self) -> str:
@@ -93,6 +122,10 @@ ITEMS: tuple[Item, ...] = (
         Check("test_ui_endpoint_answers", "the web UI answers with Argo CD's page"),
         Check("test_initial_admin_secret_exists", "argocd-initial-admin-secret exists, as step 1 reads it"),
         Check("test_runner_has_the_procedures_clis", "argocd, kubectl and the rollouts plugin fit the cluster"),
+    ), flux_title="Flux installed: controllers Ready, CRDs served", flux=(
+        Check("test_flux_controllers_are_ready", "source-, kustomize- and notification-controller answer Ready"),
+        Check("test_flux_crds_are_served", "the API serves every kind of the installed controllers' CRDs"),
+        Check("test_flux_check_pre_passes", "`flux check --pre` passes against the cluster"),
     )),
     Item("repo_auth", "Git repository connected with proper authentication", 1, (
         Check("test_https_token_connection_is_successful", "a repository over HTTP(S) with a token connects"),
@@ -104,11 +137,19 @@ ITEMS: tuple[Item, ...] = (
         Check("test_declarative_app_syncs_image_tag_commit", "a commit of a new image tag ends Synced at that commit"),
         Check("test_declarative_app_syncs_replica_commit", "a commit of new replicas ends Synced at that commit"),
         Check("test_cli_created_app_syncs_commit", "an `argocd app create` app follows a commit too"),
+    ), flux=(
+        Check("test_flux_kustomization_applies_image_tag_commit",
+              "a commit of a new image tag, announced by the Receiver webhook, is applied at that commit"),
+        Check("test_flux_kustomization_applies_replica_commit", "a commit of new replicas is applied at that commit"),
     )),
     Item("self_heal", "Manual kubectl changes reverted by self-heal", 6, (
         Check("test_out_of_band_change_is_reverted[scale]", "`kubectl scale` is undone"),
         Check("test_out_of_band_change_is_reverted[set-image]", "`kubectl set image` is undone"),
         Check("test_out_of_band_change_is_reverted[delete-service]", "a deleted managed Service is recreated"),
+    ), flux=(
+        Check("test_flux_out_of_band_change_is_reverted[scale]", "`kubectl scale` is undone at the next apply"),
+        Check("test_flux_out_of_band_change_is_reverted[set-image]", "`kubectl set image` is undone"),
+        Check("test_flux_out_of_band_change_is_reverted[delete-service]", "a deleted managed Service is recreated"),
     )),
     Item("prune", "Resources removed from Git are pruned", 2, (
         Check("test_manifest_removed_from_git_is_pruned", "a manifest removed from Git is deleted from the cluster"),
@@ -116,6 +157,9 @@ ITEMS: tuple[Item, ...] = (
               "deleting an Application with the resources finalizer deletes its resources"),
         Check("test_application_without_finalizer_orphans_its_resources",
               "without the finalizer they are orphaned (the pitfall, shown live)"),
+    ), flux=(
+        Check("test_flux_manifest_removed_from_git_is_pruned",
+              "a manifest removed from Git is deleted from the cluster (prune: true)"),
     )),
     Item("app_of_apps", "App-of-apps deploys multiple applications", 3, (
         Check("test_root_deploys_children_infra_first", "the root creates every child, infra Healthy before apps start"),
@@ -125,7 +169,8 @@ ITEMS: tuple[Item, ...] = (
         Check("test_semver_promotes_highest_stable_tag_via_git",
               "semver moves to the highest allowed tag and writes it back to Git"),
         Check("test_digest_strategy_follows_moved_tag", "the digest strategy follows a moved tag"),
-    )),
+    ), flux_not_run="image-reflector/automation controllers cannot be built here (the Go module proxy refuses "
+                    "their modules), so Flux's image automation is not on the testbed"),
     Item("canary", "Argo Rollouts canary deployments", 5, (
         Check("test_canary_walks_weights_and_promotes_on_healthy_analysis",
               "canary steps advance and promote with a healthy analysis"),

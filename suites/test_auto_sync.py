@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scenarios import step2_applications as step2
-from suites import auto_sync_checks
+from suites import flux_checks, auto_sync_checks
 
 pytestmark = pytest.mark.validation("auto_sync")
 
@@ -26,3 +26,14 @@ def test_cli_created_app_syncs_commit(deploy_myapp, kube, argocd, record_metric,
     app = deploy_myapp(via_cli=True)
     sha = step2.commit_prod(app.repo, tag="v1.2.0")
     record_metric("commit_to_synced_s", auto_sync_checks.commit_is_synced(waiter, kube, argocd, app, sha, tag="v1.2.0"))
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_kustomization_applies_image_tag_commit(deploy_myapp_flux, kube, flux, record_metric, waiter):
+    app = deploy_myapp_flux()
+    record_metric("commit_to_synced_s", flux_checks.commit_is_applied(waiter, kube, flux, app, tag="v1.1.0"))
+
+
+def test_flux_kustomization_applies_replica_commit(deploy_myapp_flux, kube, flux, record_metric, waiter):
+    app = deploy_myapp_flux()
+    record_metric("commit_to_synced_s", flux_checks.commit_is_applied(waiter, kube, flux, app, replicas=3))

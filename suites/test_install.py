@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import install_checks
+from suites import flux_checks, install_checks
 
 pytestmark = pytest.mark.validation("install")
 
@@ -39,3 +39,20 @@ def test_runner_has_the_procedures_clis(target, argocd, kube, record_check):
                                            kube.server_version())
     record_check("runner CLIs", "argocd matching the server's minor, kubectl within one minor, rollouts plugin",
                  observed, True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_controllers_are_ready(flux, record_check, waiter):
+    observed = flux_checks.controllers_ready(waiter, flux)
+    record_check("flux controllers", "source-, kustomize- and notification-controller Ready", observed, True)
+
+
+def test_flux_crds_are_served(flux, kube, record_check):
+    observed = flux_checks.crds_served(kube)
+    record_check("flux CRDs", "every Flux kind of the procedure served by the API", observed, True)
+
+
+def test_flux_check_pre_passes(flux, target, record_check):
+    observed = flux_checks.check_pre(target.env())
+    record_check("flux check --pre", "exit 0: prerequisites checks passed", observed, True)

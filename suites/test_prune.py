@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.changes import ChangeLog
 from scenarios import step2_applications as step2
-from suites import prune_checks
+from suites import flux_checks, prune_checks
 
 pytestmark = pytest.mark.validation("prune")
 
@@ -33,3 +33,10 @@ def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube,
     finalizers = step2.delete_application(kube, argocd, app.name)
     seen = prune_checks.app_deletion_outcome(waiter, kube, argocd, app, finalizers, expect_cascade=False)
     record_check("no finalizer", "deleting the Application leaves its resources orphaned", seen, True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_manifest_removed_from_git_is_pruned(deploy_myapp_flux, kube, flux, record_metric, waiter):
+    app = deploy_myapp_flux()
+    record_metric("removal_to_pruned_s", flux_checks.removed_manifest_is_pruned(waiter, kube, flux, app))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scenarios import step2_applications as step2
-from suites import self_heal_checks
+from suites import flux_checks, self_heal_checks
 
 pytestmark = pytest.mark.validation("self_heal")
 
@@ -15,3 +15,10 @@ def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, recor
     changed_at = step2.drift(kube, app.namespace, drift)
     record_metric("drift_to_reverted_s",
                   self_heal_checks.drift_is_reverted(waiter, kube, argocd, app, drift, since=changed_at))
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("drift", ["scale", "set-image", "delete-service"])
+def test_flux_out_of_band_change_is_reverted(drift, deploy_myapp_flux, kube, flux, record_metric, waiter):
+    app = deploy_myapp_flux()
+    record_metric("drift_to_reverted_s", flux_checks.drift_is_reverted(waiter, kube, flux, app, drift))

@@ -128,6 +128,25 @@ def render_wrapper(comp: Component, workdir: Path, log, started: float) -> None:
     _run([go, "mod", "edit", *edits], workdir, log, comp, "write wrapper go.mod", started)
 
 
+def add_module_files(comp: Component, workdir: Path, log, started: float) -> None:
+    """Files the pinned module lacks (generated at release time, e.g. flux's embedded
+    manifests): the module is copied into the wrapper's work dir (in the cache, never the work
+    tree), the files are added there, and the wrapper replaces the module with that copy.
+    (`go build -overlay` cannot do it: it refuses to replace files under GOMODCACHE.)"""
+    if not comp.module_files:
+        return
+    out = _run(["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"], workdir, log, comp,
+               "go mod download (module copy)", started)
+    copy = workdir / "upstream"
+    shutil.copytree(Path(json.loads(out)["Dir"]), copy)
+    for path in [copy, *copy.rglob("*")]:  # the module cache's files are read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    for rel, content in comp.module_files.items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_text(content)
+    _run(["go", "mod", "edit", f"-replace={comp.module}=./upstream"], workdir, log, comp, "replace with the copy", started)
+
+
 def copy_assets(comp: Component, out_dir: Path) -> None:
     """Copy CRDs/stock config from the pinned module into the cache (read at `up`, never committed)."""
     stamp = out_dir / "assets" / ".assets.json"
@@ -171,6 +190,7 @@ def build_component(comp: Component, force: bool = False) -> bool:
     with open(logs / f"build-{comp.key}.log", "w") as log:
         _say(comp.name, f"wrapper module for {comp.module or 'our own code'}@{comp.version}", started)
         render_wrapper(comp, workdir, log, started)
+        add_module_files(comp, workdir, log, started)
         staging = out_dir.with_name(out_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -195,10 +215,12 @@ def build_component(comp: Component, force: bool = False) -> bool:
     return True
 
 
-def build_all(names: list[str] | None = None, force: bool = False) -> int:
-    """Build the named components, or (none named) those the local testbed needs."""
+def build_all(names: list[str] | None = None, force: bool = False, engine: str = "argocd") -> int:
+    """Build the named components, or (none named) those the local testbed needs; with
+    engine="flux" also the Flux controllers (`needed_by: flux`), which an Argo CD testbed never uses."""
     comps = versions.load()
-    selected = names or [n for n, c in comps.items() if c.needed_by == "testbed"]
+    wanted = {"testbed"} | ({"flux"} if engine == "flux" else set())
+    selected = names or [n for n, c in comps.items() if c.needed_by in wanted]
     unknown = [n for n in selected if n not in comps]
     if unknown:
         print(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(comps)}", file=sys.stderr)

@@ -13,6 +13,11 @@ PORT_NAMES = [
     "argocd-application-controller-metrics", "argocd-notifications-metrics",
     "rollouts-healthz", "rollouts-metrics", "image-updater-health", "image-updater-metrics",
     "git-http", "git-https", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
+    # Flux (`up --engine flux`, testbed/flux.py)
+    "flux-source-controller-metrics", "flux-source-controller-health", "flux-source-controller-storage",
+    "flux-kustomize-controller-metrics", "flux-kustomize-controller-health",
+    "flux-notification-controller-metrics", "flux-notification-controller-health",
+    "flux-notification-controller-events", "flux-notification-controller-receiver",
 ]
 
 

@@ -20,5 +20,6 @@ HEALTH_TIMEOUT = {
     "etcd": 30, "kube-apiserver": 60, "kube-controller-manager": 45, "kube-scheduler": 45,
     "kwok": 30, "redis": 15, "argocd-repo-server": 45, "argocd-application-controller": 45,
     "argocd-server": 60, "argocd-notifications": 45, "rollouts-controller": 45,
-    "argocd-image-updater": 45, "default": 30,
+    "argocd-image-updater": 45, "source-controller": 45, "kustomize-controller": 45,
+    "notification-controller": 45, "default": 30,
 }

@@ -16,11 +16,15 @@ from typing import Callable
 
 import yaml
 
-from . import argo, certs, controlplane, peers_setup, versions
+from . import argo, certs, controlplane, flux, peers_setup, versions
 from .layout import Layout
 from .procs import ComponentFailed, ProcessSpec, Supervisor, pid_alive, port_open
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".testbed"
+# The GitOps engine a testbed runs beside the control plane and the peers: one at a time, so
+# the machine's two cores are not shared by two idle engines and nothing of one engine can
+# act on the other's objects.
+ENGINES = ("argocd", "flux")
 
 
 class TestbedError(RuntimeError):
@@ -32,7 +36,11 @@ class TestbedError(RuntimeError):
 class Testbed:
     __test__ = False  # not a pytest test class
 
-    def __init__(self, state_dir: Path | str | None = None, out: Callable[[str], None] | None = None):
+    def __init__(self, state_dir: Path | str | None = None, out: Callable[[str], None] | None = None,
+                 engine: str = "argocd"):
+        if engine not in ENGINES:
+            raise TestbedError(f"engine {engine!r}: the testbed runs one of {', '.join(ENGINES)}")
+        self.engine = engine  # what `up` starts; an attached testbed says its own (running_engine)
         self.state_dir = Path(state_dir or os.environ.get("GITOPS_CONFORMANCE_TESTBED_DIR") or DEFAULT_STATE_DIR).resolve()
         self.sup = Supervisor(self.state_dir)
         self.out = out or (lambda line: print(line, flush=True))
@@ -60,6 +68,10 @@ class Testbed:
         """Component -> PID of what this state dir's records say still runs (any of it)."""
         return {name: pid for name, pid in self.sup.pids().items() if pid_alive(pid)}
 
+    def running_engine(self) -> str:
+        """The engine this state dir's testbed was started with (argocd for older state files)."""
+        return json.loads((self.state_dir / "state.json").read_text()).get("engine", "argocd")
+
     def endpoints(self) -> dict[str, str]:
         return json.loads((self.state_dir / "state.json").read_text()).get("endpoints", {})
 
@@ -78,10 +90,11 @@ class Testbed:
     def env(self) -> dict[str, str]:
         """Shell exports for a user's terminal (`eval "$(gitops-conformance testbed env)"`)."""
         e = self.endpoints()
+        engine = {"ARGOCD_SERVER": e["argocd_server"].removeprefix("http://"),
+                  "ARGOCD_OPTS": "--plaintext"} if "argocd_server" in e else {}  # plain HTTP on loopback
         return {
             "KUBECONFIG": str(self.layout.kubeconfig),
-            "ARGOCD_SERVER": e["argocd_server"].removeprefix("http://"),
-            "ARGOCD_OPTS": "--plaintext",  # the API server speaks plain HTTP on loopback
+            **engine,
             "GITOPS_TESTBED_GIT_URL": e["git_http"],
             "GITOPS_TESTBED_GIT_SSH_URL": e["git_ssh"],
             "GITOPS_TESTBED_REGISTRY": e["registry"],
@@ -108,6 +121,9 @@ class Testbed:
                    for b in c.binaries if not versions.binary_path(b).exists()]
         if missing:
             raise TestbedError(f"binaries not built: {', '.join(missing)}; run `gitops-conformance testbed build`")
+        if self.engine == "flux" and flux.binaries_missing():
+            raise TestbedError(f"Flux binaries not built: {', '.join(flux.binaries_missing())}; run "
+                               "`gitops-conformance testbed build --engine flux`")
         self._clean_stale()
         t0 = time.monotonic()
         lay = Layout.allocate(self.state_dir)
@@ -159,6 +175,15 @@ class Testbed:
             self._start(spec, t0)
             peer_endpoints.update(endpoint)
 
+        endpoints = {"kube_apiserver": lay.url("kube-apiserver", "https"), **peer_endpoints}
+        if self.engine == "flux":
+            endpoints.update(self._up_flux(lay, t0))
+        else:
+            endpoints.update(self._up_argo(lay, t0))
+        lay.save({"engine": self.engine, "endpoints": endpoints, "component_ports": self._ports,
+                  "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def _up_argo(self, lay: Layout, t0: float) -> dict[str, str]:
         self.out("argo")
         self._bootstrap_argo(lay)
         self._start(argo.redis(lay), t0)
@@ -167,14 +192,18 @@ class Testbed:
                      argo.notifications(lay), argo.rollouts_controller(lay),
                      argo.image_updater(lay, peers_setup.registries_conf(lay))):
             self._start(spec, t0)
+        return {"argocd_server": lay.url("argocd-server")}
 
-        endpoints = {
-            "kube_apiserver": lay.url("kube-apiserver", "https"),
-            "argocd_server": lay.url("argocd-server"),
-            **peer_endpoints,
-        }
-        lay.save({"endpoints": endpoints, "component_ports": self._ports,
-                  "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    def _up_flux(self, lay: Layout, t0: float) -> dict[str, str]:
+        self.out("flux")
+        self._apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": flux.FLUX_NAMESPACE}}],
+                    "the flux-system namespace")
+        self._apply_crds(flux.crd_docs(), "Flux CRDs")
+        flux.tool_dir(lay)
+        for spec in flux.specs(lay):
+            self._start(spec, t0)
+        return {"flux_receiver": lay.url("flux-notification-controller-receiver"),
+                "flux_events": flux.events_url(lay).rstrip("/")}
 
     # ----- one component (self-tests break the setup on purpose, then restore it) ------------
     def component_spec(self, name: str, **overrides) -> ProcessSpec:
@@ -185,6 +214,8 @@ class Testbed:
             "rollouts-controller": argo.rollouts_controller,
             "argocd-image-updater": lambda lay, **kw: argo.image_updater(lay, peers_setup.registries_conf(lay), **kw),
             "kube-controller-manager": controlplane.kube_controller_manager,
+            "source-controller": flux.source_controller, "kustomize-controller": flux.kustomize_controller,
+            "notification-controller": flux.notification_controller,
         }
         if name not in builders:
             raise TestbedError(f"component {name!r} cannot be restarted on its own (one of: {', '.join(builders)})")
@@ -231,9 +262,21 @@ class Testbed:
         if proc.returncode != 0:
             raise TestbedError(f"applying {what} failed: {proc.stderr.strip()[-500:]}")
 
+    def _apply_crds(self, crds: list[dict], what: str) -> None:
+        """Apply CRDs and wait until every one is Established (served)."""
+        self._apply(crds, what)
+        # kubectl wait fails at once (not waiting) on a CRD whose .status.conditions is still
+        # unset right after apply ("accessor error: <nil>", kubernetes/kubernetes#66439): retry, bounded
+        established = self.sup.waiter.poll(
+            lambda: self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=False),
+            timeout=60, done=lambda proc: proc.returncode == 0, initial_wait=0.5, max_wait=0.5)
+        if not established.done:
+            raise TestbedError(f"{what} not Established within {established.bound:.0f}s: "
+                               f"{established.value.stderr.strip()[-500:]}")
+
     def _bootstrap_cluster(self, lay: Layout) -> None:
-        ns = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-              for n in (argo.ARGOCD_NAMESPACE, argo.ROLLOUTS_NAMESPACE)]
+        engine_namespaces = (argo.ARGOCD_NAMESPACE, argo.ROLLOUTS_NAMESPACE) if self.engine == "argocd" else ()
+        ns = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in engine_namespaces]
         self._apply(ns + controlplane.fake_nodes(controlplane.settings.KWOK_NODES), "namespaces and kwok nodes")
 
     def _bootstrap_argo(self, lay: Layout) -> None:
@@ -246,15 +289,7 @@ class Testbed:
                     if doc["kind"] != "CustomResourceDefinition":
                         doc["metadata"]["namespace"] = argo.ARGOCD_NAMESPACE
                     docs.append(doc)
-        self._apply([d for d in docs if d["kind"] == "CustomResourceDefinition"], "Argo CRDs")
-        # kubectl wait fails at once (not waiting) on a CRD whose .status.conditions is still
-        # unset right after apply ("accessor error: <nil>", kubernetes/kubernetes#66439): retry, bounded
-        established = self.sup.waiter.poll(
-            lambda: self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=False),
-            timeout=60, done=lambda proc: proc.returncode == 0, initial_wait=0.5, max_wait=0.5)
-        if not established.done:
-            raise TestbedError(f"Argo CRDs not Established within {established.bound:.0f}s: "
-                               f"{established.value.stderr.strip()[-500:]}")
+        self._apply_crds([d for d in docs if d["kind"] == "CustomResourceDefinition"], "Argo CRDs")
         self._apply([d for d in docs if d["kind"] != "CustomResourceDefinition"], "Argo config maps and secrets")
         self.kubectl("-n", argo.ARGOCD_NAMESPACE, "patch", "configmap", "argocd-cm", "--type", "merge", "-p", json.dumps({"data": {
             "timeout.reconciliation": f"{controlplane.settings.ARGOCD_RECONCILIATION_SECONDS}s",
@@ -287,4 +322,5 @@ START_ORDER = [
     "git-http", "git-https", "git-ssh", "registry", "receiver", "trafficgen", "prometheus",
     "redis", "configmap-mounter", "argocd-repo-server", "argocd-application-controller", "argocd-server",
     "argocd-notifications", "rollouts-controller", "argocd-image-updater",
+    "notification-controller", "source-controller", "kustomize-controller",
 ]

@@ -26,6 +26,7 @@ class Component:
     replace_overrides: dict[str, str] = dataclasses.field(default_factory=dict)
     assets: tuple[str, ...] = ()
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    module_files: dict[str, str] = dataclasses.field(default_factory=dict)  # path in the module -> content to add
     needed_by: str = "testbed"  # "kind": built only for the kind node image
 
     @property
@@ -51,6 +52,7 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, Component]:
             replace_overrides=dict(spec.get("replace_overrides") or {}),
             assets=tuple(spec.get("assets") or ()),
             env={k: str(v) for k, v in (spec.get("env") or {}).items()},
+            module_files={k: str(v) for k, v in (spec.get("module_files") or {}).items()},
             needed_by=spec.get("needed_by", "testbed"),
         )
         for name, spec in data["components"].items()

@@ -14,15 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitops_conformance.items import ITEMS, PITFALLS, VALIDATION_ITEMS
+from gitops_conformance.items import ENGINES, ITEMS, PITFALLS, VALIDATION_ITEMS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _collected_suite_tests() -> dict[str, set[str]]:
-    """file stem -> test names (with parameter ids), as pytest collects them."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+def _collected_suite_tests(engine: str) -> dict[str, set[str]]:
+    """file stem -> test names (with parameter ids), as pytest collects them for an engine."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--engine", engine], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     found: dict[str, set[str]] = {}
     for line in proc.stdout.splitlines():
@@ -33,13 +33,15 @@ def _collected_suite_tests() -> dict[str, set[str]]:
 
 
 def test_every_declared_check_is_a_collected_suite_test_and_every_suite_test_is_declared():
-    collected = _collected_suite_tests()
-    for item in ITEMS:
-        declared = {c.test for c in item.checks}
-        assert collected.get(f"test_{item.id}") == declared, (
-            f"suites/test_{item.id}.py collects {sorted(collected.get(f'test_{item.id}', ()))}, "
-            f"but the contract declares {sorted(declared)}")
-    assert set(collected) == {f"test_{item.id}" for item in ITEMS}
+    """Per engine: a run collects exactly the checks its engine declares (the others' are deselected)."""
+    for engine in ENGINES:
+        collected = _collected_suite_tests(engine)
+        for item in ITEMS:
+            declared = {c.test for c in item.checks_for(engine)}
+            assert collected.get(f"test_{item.id}", set()) == declared, (
+                f"--engine {engine}: suites/test_{item.id}.py collects {sorted(collected.get(f'test_{item.id}', ()))}, "
+                f"but the contract declares {sorted(declared)}")
+        assert set(collected) == {f"test_{item.id}" for item in ITEMS if item.checks_for(engine)}
 
 
 def test_the_contract_is_consistent():
@@ -131,6 +133,6 @@ def test_every_breaks_marker_names_a_real_check_function():
 def test_every_declared_check_runs_a_check_function():
     """A declared check whose test asserts inline has no function a self-test could break."""
     runs = {test for tests in declared_check_functions().values() for test in tests}
-    inline = [f"{item.id}::{c.test.partition('[')[0]}" for item in ITEMS for c in item.checks
+    inline = [f"{item.id}::{c.test.partition('[')[0]}" for item in ITEMS for c in item.all_checks
               if f"{item.id}::{c.test.partition('[')[0]}" not in runs]
     assert not inline, f"declared checks that call no suites.*_checks function: {inline}"

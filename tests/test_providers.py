@@ -244,14 +244,15 @@ def assert_one_usage_error(result, *needles: str) -> str:
     (["--cluster", "bogus"], ["--cluster 'bogus': choose one of local, kind, existing"]),
     (["--timeout-scale", "abc"], ["--timeout-scale 'abc' is not a number"]),
     (["--timeout-scale", "0"], ["--timeout-scale 0.0 must be > 0"]),
-    (["--engine", "flux"], ["--engine 'flux': supported engines are argocd"]),
+    (["--engine", "fluxcd"], ["--engine 'fluxcd': supported engines are argocd, flux"]),
+    (["--engine", "flux", "--cluster", "kind"], ["--engine flux --cluster kind: Flux runs on the local testbed only so far"]),
     (["--cluster", "existing", "--kubeconfig", "/nonexistent/kubeconfig"],
      ["--kubeconfig /nonexistent/kubeconfig: not a readable file"]),
     (["--cluster", "local", "--reuse-testbed", "{tmp}"],
      ["no testbed state there (run `gitops-conformance testbed up --state-dir {tmp}`)"]),
     (["--cluster", "kind", "--reuse-testbed", "{tmp}"], ["--reuse-testbed only applies to --cluster local"]),
     (["--git-url", "example.com/repo"], ["--git-url 'example.com/repo': expected an http(s):// or ssh URL"]),
-], ids=["cluster", "timeout-scale", "timeout-scale-range", "engine", "kubeconfig", "reuse-testbed",
+], ids=["cluster", "timeout-scale", "timeout-scale-range", "engine", "engine-flux-kind", "kubeconfig", "reuse-testbed",
         "reuse-not-local", "git-url"])
 def test_bad_option_is_one_usage_error(pytester, args, needles):
     tmp = str(pytester.path / "empty-state")

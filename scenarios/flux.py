@@ -1,0 +1,161 @@
+"""Step 2 the Flux way: the same myapp layout in Git, deployed by a GitRepository (HTTPS with a
+token and the Git server's CA, as a user connects a private repository) and a Kustomization of
+the prod overlay with prune on; a GitHub-type Receiver so the Git host's push webhook makes
+Flux fetch at once instead of waiting for its interval.
+
+Every object lives in the test's own namespace (the one the overlay deploys to), so deleting
+the namespace at teardown removes them all; each is labelled with the run id for the sweep.
+"""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from typing import Callable
+
+import pytest
+
+from fixtures import checks, hints, names, redact
+from fixtures.cleanup import Tracker
+from fixtures.flux import GITREPOSITORY, KUSTOMIZATION, KUSTOMIZE, NOTIFICATION, RECEIVER, SOURCE, Flux
+from fixtures.gitrepo import GitRepo
+from fixtures.kube import Kube
+from fixtures.plugin import Diagnostics
+from fixtures.probes import deployment
+
+from . import step2_applications as myapp
+
+FIRST_APPLY_TIMEOUT = 90.0
+# Test-friendly timings (Flux's own examples use 1m / 10m): the webhook brings every commit in;
+# the source interval is only the fallback, and the Kustomization's interval is how often Flux
+# re-applies (and so corrects drift) without a new revision.
+SOURCE_INTERVAL = "1m"
+KUSTOMIZATION_INTERVAL = "30s"
+
+
+@dataclasses.dataclass
+class FluxApp:
+    """Step 2 done the Flux way: myapp's layout in a fresh repo, applied by a Kustomization."""
+
+    name: str                  # the GitRepository, Kustomization and Receiver share it
+    namespace: str             # where the Flux objects live and myapp is deployed
+    repo: GitRepo
+    applied_revision: str
+    webhook_path: str = ""     # the Receiver's status.webhookPath ("" without a receiver)
+    image: str = myapp.DEFAULT_IMAGE
+
+
+def _meta(name: str, namespace: str) -> dict:
+    return {"name": name, "namespace": namespace, "labels": names.standard_labels()}
+
+
+def auth_secret(name: str, namespace: str, username: str, token: str, ca_pem: str | None) -> dict:
+    """The GitRepository's secretRef: basic auth (a token as password) and the server's CA."""
+    data = {"username": username, "password": token}
+    if ca_pem:
+        data["ca.crt"] = ca_pem
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace), "type": "Opaque",
+            "stringData": data}
+
+
+def git_repository(name: str, namespace: str, url: str, secret: str, interval: str = SOURCE_INTERVAL) -> dict:
+    return {"apiVersion": SOURCE, "kind": "GitRepository", "metadata": _meta(name, namespace),
+            "spec": {"interval": interval, "url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret},
+                     "timeout": "30s"}}
+
+
+def kustomization(name: str, namespace: str, path: str, *, prune: bool = True,
+                  interval: str = KUSTOMIZATION_INTERVAL) -> dict:
+    return {"apiVersion": KUSTOMIZE, "kind": "Kustomization", "metadata": _meta(name, namespace),
+            "spec": {"interval": interval, "path": f"./{path}", "prune": prune, "timeout": "1m",
+                     "sourceRef": {"kind": "GitRepository", "name": name}}}
+
+
+def receiver(name: str, namespace: str, secret: str) -> dict:
+    return {"apiVersion": NOTIFICATION, "kind": "Receiver", "metadata": _meta(name, namespace),
+            "spec": {"type": "github", "events": ["ping", "push"], "secretRef": {"name": secret},
+                     "resources": [{"apiVersion": SOURCE, "kind": "GitRepository", "name": name}]}}
+
+
+def https_url(repo: GitRepo, https_base_url: str | None) -> str:
+    """The repository's HTTPS address: Flux refuses basic auth over plain HTTP."""
+    if not https_base_url:
+        pytest.skip("this Git host has no HTTPS endpoint (Flux sends credentials over HTTPS only)")
+    return f"{https_base_url}/{repo.url.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def wait_receiver_path(waiter: checks.Waiter, flux: Flux, name: str, namespace: str, timeout: float = 30.0) -> str:
+    """The Receiver's webhook path, once notification-controller has made it Ready."""
+    def probe() -> checks.Observation:
+        obj = flux.kube.get(RECEIVER, name, namespace) or {}
+        path = (obj.get("status") or {}).get("webhookPath", "")
+        ready = flux.ready_condition(RECEIVER, name, namespace)
+        seen = f"Receiver {namespace}/{name}: Ready={ready.get('status', '?')} {ready.get('message', '')} path={path or '-'}"
+        return checks.Observation.ok(seen) if path and ready.get("status") == "True" else checks.Observation.pending(seen)
+
+    waiter.until(probe, timeout=timeout, what=f"Receiver {namespace}/{name} ready",
+                 expected="Ready=True with a status.webhookPath",
+                 remediation="notification-controller must be running and watching Receivers")
+    return flux.kube.get(RECEIVER, name, namespace)["status"]["webhookPath"]
+
+
+@pytest.fixture
+def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
+                      git_repo: Callable[..., GitRepo], namespace: Callable[..., str], unique: Callable[[str], str],
+                      target, settings, waiter: checks.Waiter) -> Callable[..., FluxApp]:
+    """deploy_myapp_flux(**changes) -> FluxApp, applied at its first commit. `webhook=False`
+    leaves the Receiver out (a self-test: then only the source's interval brings commits in);
+    `source_interval`, `interval` (the Kustomization's) and `prune` break the setup on purpose."""
+
+    def make(*, webhook: bool = True, source_interval: str = SOURCE_INTERVAL, prune: bool = True,
+             interval: str = KUSTOMIZATION_INTERVAL) -> FluxApp:
+        repo = git_repo("myapp")
+        ns = namespace("prod")
+        myapp.write_layout(repo, ns)
+        sha = repo.commit_and_push("Add myapp application manifests")
+        name = unique("myapp")
+        diagnostics.objects += [(GITREPOSITORY, name, ns), (KUSTOMIZATION, name, ns)]
+        diagnostics.components = ["source-controller", "kustomize-controller", "notification-controller"]
+        ca = target.git.https_ca_pem
+        docs = [auth_secret(f"{name}-auth", ns, repo.username, repo.token, ca),
+                git_repository(name, ns, https_url(repo, target.git.https_base_url), f"{name}-auth", source_interval),
+                kustomization(name, ns, myapp.PROD_PATH, prune=prune, interval=interval)]
+        path = ""
+        if webhook and not settings.no_webhook:
+            token = secrets.token_hex(20)
+            redact.register_secret(token)
+            docs += [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"{name}-webhook", ns),
+                      "type": "Opaque", "stringData": {"token": token}},
+                     receiver(name, ns, f"{name}-webhook")]
+        kube.apply(docs)
+        if webhook and not settings.no_webhook:
+            diagnostics.objects.append((RECEIVER, name, ns))
+            path = wait_receiver_path(waiter, flux, name, ns)
+
+            def on_push(r: GitRepo, before: str, after: str, changed: list[str]) -> None:
+                resp = flux.notify_push(path, token, r.web_url, r.branch, before, after, changed)
+                if resp.status_code >= 300:
+                    raise AssertionError(f"Flux's receiver refused the push event: HTTP {resp.status_code} {resp.text[:200]}")
+
+            repo.on_push = on_push
+        waiter.until(
+            checks.all_of(applied_at(flux, name, ns, sha), deployment(kube, ns, "myapp", replicas=5)),
+            timeout=FIRST_APPLY_TIMEOUT, what=f"first apply of Kustomization {ns}/{name} (procedure step 2)",
+            expected=f"Ready at {sha[:10]}, Deployment myapp with 5 replicas available in {ns}",
+            remediation=hints.ON_FAILURE[2])
+        return FluxApp(name=name, namespace=ns, repo=repo, applied_revision=sha, webhook_path=path)
+
+    return make
+
+
+def applied_at(flux: Flux, name: str, namespace: str, sha: str):
+    """Probe: the Kustomization is Ready with lastAppliedRevision at `sha`; a failed apply of
+    that revision is terminal."""
+    def probe() -> checks.Observation:
+        s = flux.kustomization(name, namespace)
+        if not s.exists:
+            return checks.Observation.pending(s.describe())
+        if s.operation_failed and s.operation_revision == sha:
+            return checks.Observation.failed(s.describe(), "the Kustomization failed to apply that revision")
+        done = s.sync_status == "Synced" and s.revision == sha
+        return checks.Observation.ok(s.describe()) if done else checks.Observation.pending(s.describe())
+    return probe

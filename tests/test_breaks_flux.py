@@ -1,0 +1,96 @@
+"""The Flux checks must be able to fail: each test breaks the Flux setup on purpose (a stopped
+controller, a CRD missing, a repository whose pushes announce nothing) and asserts the check
+FAILS within its bound, naming the cause. Local testbed started with --engine flux
+(`pytest tests/test_breaks_flux.py --engine flux`); skipped under any other engine. Serial: one
+test stops a controller and one deletes a CRD; both are restored."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.flux import RECEIVER
+from suites import flux_checks
+from tests.breaking import fails_within
+
+pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
+
+SHORT = 8.0
+
+
+@pytest.fixture(autouse=True)
+def _flux_only(settings):
+    if settings.engine != "flux":
+        pytest.skip("a Flux self-test: run with --engine flux")
+
+
+@pytest.mark.breaks("suites.flux_checks.controllers_ready")
+def test_controllers_check_fails_when_kustomize_controller_is_stopped(flux, testbed_handle, waiter):
+    with testbed_handle.stopped("kustomize-controller"):
+        message = fails_within(flux_checks.controllers_ready, waiter, flux, timeout=SHORT, bound=SHORT)
+    assert "kustomize-controller: no answer" in message and "source-controller: 200" in message, message
+    flux_checks.controllers_ready(waiter, flux)  # and restarted, it is Ready again
+
+
+@pytest.mark.breaks("suites.flux_checks.crds_served")
+def test_crds_check_fails_when_the_receiver_crd_is_missing(flux, kube, testbed_handle):
+    """A partial install (the Receiver CRD never applied): the API does not serve receivers,
+    and the check names exactly that kind."""
+    from testbed import flux as testbed_flux
+
+    crd = next(d for d in testbed_flux.crd_docs() if d["metadata"]["name"] == RECEIVER)
+    kube.kubectl("delete", "crd", RECEIVER, "--wait=true", timeout=60)
+    try:
+        message = fails_within(flux_checks.crds_served, kube, bound=SHORT)
+    finally:
+        kube.apply(crd)
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{RECEIVER}", "--timeout=60s", check=False)
+        testbed_handle.start_component("notification-controller")  # its Receiver informer starts afresh
+    assert "NOT served: receivers.notification.toolkit.fluxcd.io/v1" in message, message
+    assert "kustomizations.kustomize.toolkit.fluxcd.io/v1" in message.split("NOT served")[0], message
+    flux_checks.crds_served(kube)
+
+
+@pytest.mark.breaks("suites.flux_checks.commit_is_applied")
+def test_auto_sync_check_fails_without_webhook_or_polling(deploy_myapp_flux, kube, flux, waiter):
+    """No Receiver (the Git host's webhook reaches nothing) and an hour-long source interval:
+    the commit is never fetched within the bound, and the check says why."""
+    app = deploy_myapp_flux(webhook=False, source_interval="1h")
+    message = fails_within(flux_checks.commit_is_applied, waiter, kube, flux, app, tag="v1.1.0", timeout=15, bound=15)
+    assert "source-controller has not fetched the commit: no webhook reached the Receiver" in message, message
+
+
+@pytest.mark.breaks("suites.flux_checks.check_pre")
+def test_flux_check_pre_fails_against_an_unreachable_api(flux, target, tmp_path):
+    """The runner's kubeconfig names an API server that does not answer (a stopped or wrong
+    cluster): `flux check --pre` fails, and the check quotes why."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        f"clusters: [{{name: gone, cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}}}]\n"
+        "users: [{name: u, user: {token: none}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: u}}]\n")
+    env = {**target.env(), "KUBECONFIG": str(kubeconfig)}
+    message = fails_within(flux_checks.check_pre, env, timeout=10, bound=25)
+    assert "flux check --pre" in message and "connection refused" in message, message
+
+
+@pytest.mark.breaks("suites.flux_checks.drift_is_reverted")
+def test_self_heal_check_fails_when_the_kustomization_applies_hourly(deploy_myapp_flux, kube, flux, waiter):
+    """spec.interval: 1h: kustomize-controller would correct the drift only at its next apply,
+    an hour later; the check fails within its bound and shows the interval."""
+    app = deploy_myapp_flux(interval="1h")
+    message = fails_within(flux_checks.drift_is_reverted, waiter, kube, flux, app, "scale", timeout=20, bound=20)
+    assert "replicas=1" in message and "spec.interval=1h" in message, message
+
+
+@pytest.mark.breaks("suites.flux_checks.removed_manifest_is_pruned")
+def test_prune_check_fails_with_prune_off(deploy_myapp_flux, kube, flux, waiter):
+    """The pitfall: `prune: false`. The removal commit is applied, the Service stays."""
+    app = deploy_myapp_flux(prune=False)
+    message = fails_within(flux_checks.removed_manifest_is_pruned, waiter, kube, flux, app, timeout=20, bound=20)
+    assert "myapp still exists" in message and "spec.prune=false" in message and "Applied revision" in message, message
+    assert "Automatic prune disabled" in message, message
