@@ -85,6 +85,7 @@ class Item:
     step: int                       # the procedure step whose "On failure" note applies
     checks: tuple[Check, ...]       # Argo CD's declared checks
     optional: bool = False          # reported (and counted) only when it ran
+    enabled_by: str | None = None   # an optional item's option (dest): without it its tests are deselected
     flux: tuple[Check, ...] = ()    # Flux's declared checks (none yet: not_run for Flux)
     flux_title: str = ""            # the title under Flux, where the Argo CD one names Argo CD
     flux_not_run: str = NOT_YET_FOR_FLUX  # why the item cannot run under Flux, while `flux` is empty
@@ -197,7 +198,7 @@ ITEMS: tuple[Item, ...] = (
     )),
     Item("pitfalls", "The Common Pitfalls audit of a GitOps repository (--audit-repo)", 2, (
         Check("test_gitops_repository_has_no_error_findings", "the repository has no error-severity finding"),
-    ), optional=True),
+    ), optional=True, enabled_by="audit_repo"),
 )
 
 BY_ID = {item.id: item for item in ITEMS}

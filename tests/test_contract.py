@@ -20,9 +20,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _collected_suite_tests(engine: str) -> dict[str, set[str]]:
-    """file stem -> test names (with parameter ids), as pytest collects them for an engine."""
+    """file stem -> test names (with parameter ids), as pytest collects them for an engine (with
+    the options that enable the optional items, so every declared check is collected)."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "--engine", engine], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                           "--engine", engine, "--audit-repo", str(REPO_ROOT / "tests" / "audit_repos" / "clean")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     found: dict[str, set[str]] = {}
     for line in proc.stdout.splitlines():
