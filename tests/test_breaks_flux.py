@@ -16,12 +16,6 @@ pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
 SHORT = 8.0
 
 
-@pytest.fixture(autouse=True)
-def _flux_only(settings):
-    if settings.engine != "flux":
-        pytest.skip("a Flux self-test: run with --engine flux")
-
-
 @pytest.mark.breaks("suites.flux_checks.controllers_ready")
 def test_controllers_check_fails_when_kustomize_controller_is_stopped(flux, testbed_handle, waiter):
     with testbed_handle.stopped("kustomize-controller"):
