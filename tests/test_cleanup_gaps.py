@@ -115,3 +115,20 @@ def test_registry_repositories_and_deploy_keys_are_removed(target, registry, tra
     assert f"registry repository {stray}" in swept and "1 SSH deploy key(s)" in swept, swept
     assert stray not in oci.list_repositories(base)
     assert names.run_label() not in authorized.read_text()
+
+
+def test_sweep_leaves_the_targets_own_peers_namespace_to_its_teardown(kube, waiter, monkeypatch):
+    """The in-cluster peers' namespace carries the run label but belongs to the target, whose
+    teardown deletes it after the sweep: the sweep must neither delete nor report it as a leftover."""
+    monkeypatch.setenv(names.ENV_RUN_ID, f"sweep-{os.getpid()}")  # its own id: nothing else of the session matches
+    stray, owned = names.unique_name("stray"), names.unique_name("gitops-conformance-peers")
+    labels = ",".join(f"{k}={v}" for k, v in names.standard_labels().items())
+    try:
+        for namespace in (stray, owned):
+            kube.kubectl("create", "namespace", namespace)
+            kube.kubectl("label", "namespace", namespace, *labels.split(","))
+        swept = cleanup.sweep(waiter, kube, "argocd", owned_by_target=[owned])
+        assert swept == [f"namespace/{stray}"], swept
+        assert kube.get("namespace", owned)["status"]["phase"] == "Active"
+    finally:
+        kube.kubectl("delete", "namespace", stray, owned, "--ignore-not-found", "--wait=false", check=False)
