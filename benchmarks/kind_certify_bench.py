@@ -59,12 +59,28 @@ def create_to_argo_ready(name: str) -> float:
             lifecycle.delete(name)
 
 
+REPORT = REPO_ROOT / "reports" / "bench-kind"
+
+
+def verdict() -> str:
+    """The run's verdict and declared checks passed, from its conformance.json."""
+    import json
+
+    try:
+        data = json.loads((REPORT / "conformance.json").read_text())
+    except (OSError, ValueError):
+        return "no report"
+    declared = [c for item in data["items"].values() for c in item["declared_checks"]]
+    passed = sum(c["status"] in ("pass", "warn") for c in declared)
+    return f"{data['verdict']}, {passed}/{len(declared)} declared checks passed"
+
+
 def certification() -> tuple[float, int]:
     env = dict(os.environ)
     env["PATH"] = f"{versions.binary_path('kubectl').parent}{os.pathsep}{env['PATH']}"
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "--cluster", "kind", "--kind-bin",
-                           str(versions.binary_path("kind")), "--report-dir", str(REPO_ROOT / "reports" / "bench-kind"),
+                           str(versions.binary_path("kind")), "--report-dir", str(REPORT),
                            "-p", "no:cacheprovider", "-q"], cwd=REPO_ROOT, env=env, timeout=3600)
     return time.monotonic() - started, proc.returncode
 
@@ -81,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_certification:
         with PeakMemory() as mem:
             wall, code = certification()
-        print(f"full kind certification (pytest suites --cluster kind): {wall:.1f} s, exit {code}, "
+        print(f"full kind certification (pytest suites --cluster kind): {wall:.1f} s, exit {code}, {verdict()}, "
               f"peak memory above idle {mem.peak - mem.base:.0f} MiB")
     return 0
 
