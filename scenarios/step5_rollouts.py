@@ -203,8 +203,7 @@ def look(kube: Kube, namespace: str) -> View:
         raw = (ing["metadata"].get("annotations") or {}).get(WEIGHT_ANNOTATION)
         weight = int(raw) if raw not in (None, "") else None
     runs = []
-    listed = json.loads(kube.kubectl("get", "analysisruns.argoproj.io", "-n", namespace, "-o", "json").stdout)
-    for ar in sorted(listed["items"],
+    for ar in sorted(kube.list("analysisruns.argoproj.io", namespace),
                      key=lambda a: a["metadata"]["creationTimestamp"]):
         ast = ar.get("status") or {}
         msg = ast.get("message") or "; ".join(m.get("message", "") for m in ast.get("metricResults") or []

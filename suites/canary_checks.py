@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 
 from fixtures.changes import ChangeLog
@@ -227,10 +226,8 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic
 
 def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     """The stable ReplicaSet's image and ready pods, in words."""
-    rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
-                                 "-o", "json").stdout)["items"]
-    pods = json.loads(kube.kubectl("get", "pods", "-n", namespace, "-l", f"rollouts-pod-template-hash={pod_hash}",
-                                   "-o", "json").stdout)["items"]
+    rs = kube.list("rs", namespace, f"rollouts-pod-template-hash={pod_hash}")
+    pods = kube.list("pods", namespace, f"rollouts-pod-template-hash={pod_hash}")
     images = sorted({c["image"] for p in pods for c in p["spec"]["containers"]})
     ready = sum(all(c.get("ready") for c in (p.get("status") or {}).get("containerStatuses") or [{}]) for p in pods)
     return f"rs={[r['metadata']['name'] for r in rs]} pods={len(pods)} ready={ready} images={images}"
@@ -384,7 +381,7 @@ def kept_revisions(kube: Kube, namespace: str) -> list[int]:
     """The revisions the Rollout keeps: its ReplicaSets' rollout.argoproj.io/revision annotations."""
     rollout = kube.get("rollouts.argoproj.io", step5.ROLLOUT, namespace) or {}
     uid = (rollout.get("metadata") or {}).get("uid")
-    rs = json.loads(kube.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout).get("items") or []
+    rs = kube.list("rs", namespace)
     return sorted(int(r["metadata"]["annotations"][REVISION]) for r in rs
                   if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])
                   and REVISION in (r["metadata"].get("annotations") or {}))
