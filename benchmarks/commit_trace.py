@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.warm import pytest_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = ["pushed", "webhook", "refresh", "compared", "sync", "applied", "done", "seen"]
 TRACE_ENV = "GITOPS_CONFORMANCE_TRACE_OUT"
@@ -37,8 +39,7 @@ def run(state_dir: Path, commits: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trace.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "commit_trace_run.py"), "-n", "0", "-q",
-             "-p", "no:cacheprovider", "--reuse-testbed", str(state_dir), "--report-dir", str(Path(tmp) / "report")],
+            pytest_argv(state_dir, Path(tmp) / "report", str(ROOT / "benchmarks" / "commit_trace_run.py"), "-n", "0"),
             cwd=ROOT, capture_output=True, text=True,
             env={**os.environ, TRACE_ENV: str(out), COMMITS_ENV: str(commits)})
         if proc.returncode != 0 or not out.exists():

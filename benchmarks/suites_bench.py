@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.warm import pytest_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = {
     "steps 1-3": (["install", "repo_auth", "auto_sync", "self_heal", "prune", "app_of_apps", "rbac"], 90),
@@ -29,8 +31,7 @@ GROUPS = {
 def run_group(items: list[str], state_dir: Path) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as report:
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-m", " or ".join(items), "-q",
-                               "-p", "no:cacheprovider", "--reuse-testbed", str(state_dir), "--report-dir", report],
+        proc = subprocess.run(pytest_argv(state_dir, report, "suites", "-m", " or ".join(items)),
                               cwd=ROOT, capture_output=True, text=True)
         elapsed = time.monotonic() - t0
         try:

@@ -17,6 +17,14 @@ def print_header() -> None:
           flush=True)
 
 
+def pytest_argv(state_dir: Path, report_dir: Path | str, *args: str) -> list[str]:
+    """`python -m pytest ARGS` against the warm testbed, its report in `report_dir`."""
+    import sys
+
+    return [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+            "--reuse-testbed", str(state_dir), "--report-dir", str(report_dir)]
+
+
 @contextlib.contextmanager
 def warm_testbed(given: Path | None, prefix: str) -> Iterator[Path]:
     """The state dir of a running testbed: `given` as it is, else one started now and stopped after."""
