@@ -10,13 +10,14 @@ and the ratio serial/parallel. Target (issue 14): parallel median <= 180 s on 2 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.warm import report_outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 180.0
@@ -29,16 +30,7 @@ def certify(state_dir: Path, workers: int) -> tuple[float, str]:
                                "--reuse-testbed", str(state_dir), "-n", str(workers), "-q", "-p", "no:cacheprovider"],
                               cwd=ROOT, capture_output=True, text=True)
         elapsed = time.monotonic() - t0
-        try:
-            data = json.loads((Path(report) / "conformance.json").read_text())
-            declared = [c for i in data["items"].values() for c in i["declared_checks"]]
-            passed = sum(c["status"] in ("pass", "warn") for c in declared)
-            outcome = f"{data['verdict']}, {passed}/{len(declared)} declared checks passed"
-            bad = [f"{n}={i['status']}" for n, i in data["items"].items() if i["status"] not in ("pass", "warn")]
-            if bad:
-                outcome += " (" + ", ".join(bad) + ")"
-        except (OSError, KeyError, ValueError):
-            outcome = f"no report (exit {proc.returncode})"
+        outcome = report_outcome(report) or f"no report (exit {proc.returncode})"
     return elapsed, outcome
 
 

@@ -25,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.kind_bench import _used_mib  # noqa: E402
+from benchmarks.warm import report_outcome  # noqa: E402
 from testbed import versions  # noqa: E402
 from testbed.kind import certify_cluster, lifecycle  # noqa: E402
 
@@ -62,19 +63,6 @@ def create_to_argo_ready(name: str) -> float:
 REPORT = REPO_ROOT / "reports" / "bench-kind"
 
 
-def verdict() -> str:
-    """The run's verdict and declared checks passed, from its conformance.json."""
-    import json
-
-    try:
-        data = json.loads((REPORT / "conformance.json").read_text())
-    except (OSError, ValueError):
-        return "no report"
-    declared = [c for item in data["items"].values() for c in item["declared_checks"]]
-    passed = sum(c["status"] in ("pass", "warn") for c in declared)
-    return f"{data['verdict']}, {passed}/{len(declared)} declared checks passed"
-
-
 def certification() -> tuple[float, int]:
     env = dict(os.environ)
     env["PATH"] = f"{versions.binary_path('kubectl').parent}{os.pathsep}{env['PATH']}"
@@ -97,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_certification:
         with PeakMemory() as mem:
             wall, code = certification()
-        print(f"full kind certification (pytest suites --cluster kind): {wall:.1f} s, exit {code}, {verdict()}, "
+        print(f"full kind certification (pytest suites --cluster kind): {wall:.1f} s, exit {code}, {report_outcome(REPORT) or 'no report'}, "
               f"peak memory above idle {mem.peak - mem.base:.0f} MiB")
     return 0
 

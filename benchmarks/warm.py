@@ -25,6 +25,21 @@ def pytest_argv(state_dir: Path, report_dir: Path | str, *args: str) -> list[str
             "--reuse-testbed", str(state_dir), "--report-dir", str(report_dir)]
 
 
+def report_outcome(report_dir: Path | str) -> str | None:
+    """A run's verdict, declared checks passed and the items that did not pass, from its
+    conformance.json; None when it wrote none."""
+    import json
+
+    try:
+        data = json.loads((Path(report_dir) / "conformance.json").read_text())
+        declared = [c for i in data["items"].values() for c in i["declared_checks"]]
+        passed = sum(c["status"] in ("pass", "warn") for c in declared)
+        bad = [f"{n}={i['status']}" for n, i in data["items"].items() if i["status"] not in ("pass", "warn")]
+    except (OSError, KeyError, ValueError):
+        return None
+    return f"{data['verdict']}, {passed}/{len(declared)} declared checks passed" + (f" ({', '.join(bad)})" if bad else "")
+
+
 @contextlib.contextmanager
 def warm_testbed(given: Path | None, prefix: str) -> Iterator[Path]:
     """The state dir of a running testbed: `given` as it is, else one started now and stopped after."""

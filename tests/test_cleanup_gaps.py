@@ -122,11 +122,9 @@ def test_sweep_leaves_the_targets_own_peers_namespace_to_its_teardown(kube, wait
     teardown deletes it after the sweep: the sweep must neither delete nor report it as a leftover."""
     monkeypatch.setenv(names.ENV_RUN_ID, f"sweep-{os.getpid()}")  # its own id: nothing else of the session matches
     stray, owned = names.unique_name("stray"), names.unique_name("gitops-conformance-peers")
-    labels = ",".join(f"{k}={v}" for k, v in names.standard_labels().items())
     try:
-        for namespace in (stray, owned):
-            kube.kubectl("create", "namespace", namespace)
-            kube.kubectl("label", "namespace", namespace, *labels.split(","))
+        kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": names.standard_labels()}}
+                    for n in (stray, owned)])
         swept = cleanup.sweep(waiter, kube, "argocd", owned_by_target=[owned])
         assert swept == [f"namespace/{stray}"], swept
         assert kube.get("namespace", owned)["status"]["phase"] == "Active"
