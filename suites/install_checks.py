@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import requests
@@ -29,17 +30,22 @@ def api_version(waiter: checks.Waiter, argocd: ArgoCD, timeout: float = API_TIME
                         remediation=hints.ON_FAILURE[1], diagnose=diagnose.components("argocd-server")).observed
 
 
-def cli_login_and_list(argocd: ArgoCD, kube, target, config_dir: Path) -> str:
+def cli_login_and_list(argocd: ArgoCD, kube, target) -> str:
     """`argocd login <server> --username admin --plaintext|--insecure`, the password typed at its
     Password prompt (stdin: a `--password` flag would show in `ps`), then `argocd app list` on the
-    stored session, with a private CLI config (the user's ~/.config/argocd is never touched)."""
+    stored session, with a private CLI config (the user's ~/.config/argocd is never touched) that
+    is removed afterwards with the session token the login stored in it."""
     import urllib.parse
 
     password = admin_password(kube, target.argocd_namespace)
     server = urllib.parse.urlparse(argocd.url)
-    user = ArgoCD(url=argocd.url, token="", env=argocd.env, config_dir=config_dir, namespace=argocd.namespace)
-    flag = "--plaintext" if server.scheme == "http" else "--insecure"
-    proc = user.cli("login", server.netloc, "--username", "admin", flag, stdin=password + "\n", check=False)
+    with tempfile.TemporaryDirectory(prefix="argocd-cli-login-") as config_dir:
+        user = ArgoCD(url=argocd.url, token="", env=argocd.env, config_dir=Path(config_dir), namespace=argocd.namespace)
+        return _login_and_list(user, server.netloc, "--plaintext" if server.scheme == "http" else "--insecure", password)
+
+
+def _login_and_list(user: ArgoCD, server: str, flag: str, password: str) -> str:
+    proc = user.cli("login", server, "--username", "admin", flag, stdin=password + "\n", check=False)
     checks.expect(proc.returncode == 0, what="argocd login as admin", expected="login succeeds",
                   observed=(proc.stderr or proc.stdout).strip()[:300], remediation=hints.ON_FAILURE[1])
     proc = user.cli("app", "list", check=False)

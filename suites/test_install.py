@@ -13,8 +13,8 @@ def test_api_answers_with_its_version(argocd, record_check, waiter):
     record_check("api version", "GET /api/version answers with a version", version, True)
 
 
-def test_cli_logs_in_and_lists_apps(argocd, kube, target, tmp_path, record_check):
-    listed = install_checks.cli_login_and_list(argocd, kube, target, tmp_path)
+def test_cli_logs_in_and_lists_apps(argocd, kube, target, record_check):
+    listed = install_checks.cli_login_and_list(argocd, kube, target)
     record_check("argocd login + app list", "login succeeds, `argocd app list` prints its header", listed, True)
 
 

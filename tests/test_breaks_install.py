@@ -24,18 +24,18 @@ ADMIN_SECRET = "argocd-initial-admin-secret"
 
 
 @pytest.mark.breaks("suites.install_checks.cli_login_and_list")
-def test_cli_login_check_fails_with_a_wrong_admin_password(argocd, kube, target, tmp_path):
+def test_cli_login_check_fails_with_a_wrong_admin_password(argocd, kube, target):
     """argocd-initial-admin-secret no longer holds the admin's password (it was rotated, or the
     secret re-created): the procedure's `argocd login` with it is refused, and the check says so."""
     saved = kube.core.read_namespaced_secret(ADMIN_SECRET, target.argocd_namespace).data["password"]
     wrong = base64.b64encode(("wrong-" + secrets.token_hex(8)).encode()).decode()
     kube.core.patch_namespaced_secret(ADMIN_SECRET, target.argocd_namespace, {"data": {"password": wrong}})
     try:
-        message = fails_within(install_checks.cli_login_and_list, argocd, kube, target, tmp_path, bound=60)
+        message = fails_within(install_checks.cli_login_and_list, argocd, kube, target, bound=60)
     finally:
         kube.core.patch_namespaced_secret(ADMIN_SECRET, target.argocd_namespace, {"data": {"password": saved}})
     assert "argocd login as admin" in message and "Invalid username or password" in message, message
-    install_checks.cli_login_and_list(argocd, kube, target, tmp_path / "again")  # and the restored one logs in
+    install_checks.cli_login_and_list(argocd, kube, target)  # and the restored one logs in
 
 
 @pytest.mark.breaks("suites.install_checks.ui_answers")
