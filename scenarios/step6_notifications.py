@@ -12,17 +12,17 @@ Two adaptations, on purpose:
   `trigger.on-deployed-<hook>` ...): their content is the procedure's, only the name
   differs. The Slack keys keep the procedure's names (`service.slack`,
   `template.app-sync-failed`, `trigger.on-sync-failed`, `slack-token`), because users
-  subscribe with `on-sync-failed.slack` and notify with `--recipient slack:<channel>`; tests
-  that change them must therefore run serially (no xdist for these modules).
+  subscribe with `on-sync-failed.slack` and notify with `--recipient slack:<channel>`: the tests
+  that set them (`slack_notifications`) run one after another, in one xdist group; the others
+  (`notifications`, webhook only) run concurrently.
 
-Tokens go to the cluster through stdin (`kubectl patch --patch-file /dev/stdin`), never argv,
+Tokens go to the cluster in the body of an API merge patch, never in argv or an error message,
 and are registered with the redaction filter.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import os
 import secrets
 from typing import Callable
@@ -143,9 +143,7 @@ def slack_token_for(receiver: Receiver | None) -> str | None:
 
 
 def _patch(kube: Kube, kind: str, name: str, ns: str, patch: dict) -> None:
-    # stdin, not argv: the patch may hold a token
-    kube.kubectl("patch", kind, name, "-n", ns, "--type", "merge", "--patch-file", "/dev/stdin",
-                 stdin=json.dumps(patch))
+    kube.patch(kind, name, ns, patch)  # the body, never argv: the patch may hold a token
 
 
 def merge_keys(kube: Kube, tracker: Tracker, ns: str, *, cm: dict[str, str], secret: dict[str, str]) -> None:
@@ -198,38 +196,57 @@ def config(n: Notifications, *, slack_api_url: str | None = None, on_deployed_wh
     return cm, secret
 
 
+def _configure(target: Target, kube: Kube, tracker: Tracker, diagnostics: Diagnostics, unique: Callable[[str], str],
+               *, slack: bool, slack_token: str | None = None, slack_api_url: str | None = None,
+               on_deployed_when: str = ON_DEPLOYED_WHEN, on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN,
+               omit_webhook_secret: bool = False) -> Notifications:
+    receiver = target.receiver
+    if receiver is None:
+        pytest.skip(f"provider {target.provider!r} has no notification receiver the engine can reach")
+    token = None
+    if slack:
+        token = slack_token or slack_token_for(receiver)
+        if token is None:
+            pytest.skip(f"no Slack bot token for the Slack endpoint: set {ENV_SLACK_TOKEN}")
+        redact.register_secret(token)
+    hook = unique("hook")
+    webhook_token = secrets.token_hex(20)
+    redact.register_secret(webhook_token)
+    n = Notifications(receiver=receiver.client, receiver_url=receiver.engine_url.rstrip("/"),
+                      hook=hook, webhook_token=webhook_token, channel=unique("ch"), slack_token=token,
+                      on_deployed=f"on-deployed-{hook}", on_out_of_sync=f"on-out-of-sync-{hook}")
+    cm, secret = config(n, slack_api_url=slack_api_url, on_deployed_when=on_deployed_when,
+                        on_out_of_sync_when=on_out_of_sync_when)
+    if omit_webhook_secret:  # the mistake of never creating the secret key the header names
+        secret.pop(n.webhook_token_key)
+    merge_keys(kube, tracker, target.argocd_namespace, cm=cm, secret=secret)
+    diagnostics.components.append("argocd-notifications")
+    diagnostics.objects.append(("configmap", CM, target.argocd_namespace))
+    return n
+
+
 @pytest.fixture
 def notifications(target: Target, kube: Kube, tracker: Tracker, diagnostics: Diagnostics,
                   unique: Callable[[str], str]) -> Callable[..., Notifications]:
-    """notifications(slack=True, slack_token=None, slack_api_url=None, on_deployed_when=...,
-    on_out_of_sync_when=..., omit_webhook_secret=False) -> Notifications: Step 6's
-    configuration merged into the cluster; the overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver (no target.receiver) or,
-    with slack=True, where no accepted Slack token is known."""
-    def make(*, slack: bool = True, slack_token: str | None = None, slack_api_url: str | None = None,
-             on_deployed_when: str = ON_DEPLOYED_WHEN, on_out_of_sync_when: str = ON_OUT_OF_SYNC_WHEN,
-             omit_webhook_secret: bool = False) -> Notifications:
-        receiver = target.receiver
-        if receiver is None:
-            pytest.skip(f"provider {target.provider!r} has no notification receiver the engine can reach")
-        token = None
-        if slack:
-            token = slack_token or slack_token_for(receiver)
-            if token is None:
-                pytest.skip(f"no Slack bot token for the Slack endpoint: set {ENV_SLACK_TOKEN}")
-            redact.register_secret(token)
-        hook = unique("hook")
-        webhook_token = secrets.token_hex(20)
-        redact.register_secret(webhook_token)
-        n = Notifications(receiver=receiver.client, receiver_url=receiver.engine_url.rstrip("/"),
-                          hook=hook, webhook_token=webhook_token, channel=unique("ch"), slack_token=token,
-                          on_deployed=f"on-deployed-{hook}", on_out_of_sync=f"on-out-of-sync-{hook}")
-        cm, secret = config(n, slack_api_url=slack_api_url, on_deployed_when=on_deployed_when,
-                            on_out_of_sync_when=on_out_of_sync_when)
-        if omit_webhook_secret:  # the mistake of never creating the secret key the header names
-            secret.pop(n.webhook_token_key)
-        merge_keys(kube, tracker, target.argocd_namespace, cm=cm, secret=secret)
-        diagnostics.components.append("argocd-notifications")
-        diagnostics.objects.append(("configmap", CM, target.argocd_namespace))
-        return n
+    """notifications(on_deployed_when=..., on_out_of_sync_when=..., omit_webhook_secret=False) ->
+    Notifications: Step 6's webhook service, templates and triggers, every key named for the test,
+    merged into the shared ConfigMap and Secret (so tests using it run concurrently); the
+    overrides break it on purpose (self-tests). Skips where the engine cannot reach a receiver."""
+    def make(**overrides) -> Notifications:
+        return _configure(target, kube, tracker, diagnostics, unique, slack=False, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def slack_notifications(target: Target, kube: Kube, tracker: Tracker, diagnostics: Diagnostics,
+                        unique: Callable[[str], str]) -> Callable[..., Notifications]:
+    """slack_notifications(slack_token=None, slack_api_url=None, ...) -> Notifications: the
+    webhook part as `notifications`, plus the procedure's Slack keys, which keep their names
+    (`service.slack`, `template.app-sync-failed`, `slack-token`) and so are shared by every test
+    that uses them: those tests run in one xdist group (fixtures/parallel.py). Skips also where no
+    accepted Slack token is known."""
+    def make(**overrides) -> Notifications:
+        return _configure(target, kube, tracker, diagnostics, unique, slack=True, **overrides)
 
     return make

@@ -1,8 +1,8 @@
 """Validation: drift detection alerts on out-of-band changes (procedure Step 6), and the
 Common Pitfall "Ignoring HPA-managed replicas".
 
-Changes the shared argocd-notifications-cm/-secret (merged, restored at teardown): run
-serially.
+Merges keys named for the test into the shared argocd-notifications-cm/-secret (restored at
+teardown), so it runs concurrently with the others.
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from suites import drift_alerts_checks
 
 pytestmark = pytest.mark.validation("drift_alerts")
 
-@pytest.mark.xdist_group('notifications-config')
 def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp, kube, argocd, target,
                                                     record_metric, record_check, waiter):
-    n = notifications(slack=False)
+    n = notifications()
     # selfHeal off: the drift must stay visible long enough to be diffed and alerted
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})

@@ -1,7 +1,7 @@
 """Validation: notifications sent to Slack/webhooks on sync events (procedure Step 6).
 
-Changes the shared argocd-notifications-cm/-secret (merged, restored at teardown): run
-these modules serially, never split across xdist workers.
+Merges its keys into the shared argocd-notifications-cm/-secret (restored at teardown); the
+procedure's Slack keys are the same for every test, so the Slack tests share one xdist group.
 """
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from suites import auto_sync_checks, notifications_checks as nc
 pytestmark = pytest.mark.validation("notifications")
 
 
-@pytest.mark.xdist_group('notifications-config')
 def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notifications, deploy_myapp, kube, argocd,
                                                                     target, record_metric, record_check, waiter):
-    n = notifications(slack=False)
+    n = notifications()
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     nc.deployed_webhook(waiter, kube, argocd, target, n, app, app.synced_revision)
     sha = step2.commit_prod(app.repo, replicas=3)  # a second revision
@@ -29,18 +28,18 @@ def test_successful_sync_sends_one_on_deployed_webhook_per_revision(notification
                  nc.exactly_once_per_revision(waiter, n, [app.synced_revision, sha]), True)
 
 
-@pytest.mark.xdist_group('notifications-config')
-def test_failed_sync_is_reported_to_slack(notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
-    n = notifications()
+@pytest.mark.xdist_group('notifications-slack')
+def test_failed_sync_is_reported_to_slack(slack_notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
+    n = slack_notifications()
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     _, latency = nc.sync_failure_reaches_slack(waiter, kube, argocd, target, n, app)
     record_metric("event_to_notified_s", latency)
 
 
-@pytest.mark.xdist_group('notifications-config')
-def test_template_notify_delivers_on_demand(notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
-    n = notifications()
+@pytest.mark.xdist_group('notifications-slack')
+def test_template_notify_delivers_on_demand(slack_notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
+    n = slack_notifications()
     app = deploy_myapp()
     _, latency = nc.template_notify(waiter, kube, argocd, target, n, app.name)
     record_metric("command_to_notified_s", latency)

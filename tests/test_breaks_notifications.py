@@ -22,8 +22,8 @@ NEVER = "app.status.operationState.phase in ['NeverHappens']"
 
 @pytest.mark.breaks("suites.notifications_checks.sync_failure_reaches_slack",
                     "suites.notifications_checks.slack_message")
-def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_myapp, kube, argocd, target, waiter):
-    n = notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
+def test_sync_failed_check_fails_with_wrong_slack_token(slack_notifications, deploy_myapp, kube, argocd, target, waiter):
+    n = slack_notifications(slack_token="xoxb-" + secrets.token_hex(16))  # not the token the Slack endpoint accepts
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     # bound: the sync must fail first (a few seconds), then the rejected post is terminal
@@ -34,8 +34,8 @@ def test_sync_failed_check_fails_with_wrong_slack_token(notifications, deploy_my
 
 
 @pytest.mark.breaks("suites.notifications_checks.template_notify")
-def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, deploy_myapp, kube, argocd, target, waiter):
-    n = notifications(slack_api_url=f"{target.receiver.engine_url.rstrip('/')}/not-slack/api/")
+def test_template_notify_check_fails_with_wrong_slack_api_url(slack_notifications, deploy_myapp, kube, argocd, target, waiter):
+    n = slack_notifications(slack_api_url=f"{target.receiver.engine_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
     message = fails_within(nc.template_notify, waiter, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message
@@ -43,7 +43,7 @@ def test_template_notify_check_fails_with_wrong_slack_api_url(notifications, dep
 
 @pytest.mark.breaks("suites.notifications_checks.deployed_webhook")
 def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target, waiter):
-    n = notifications(slack=False, on_deployed_when=NEVER)
+    n = notifications(on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     message = fails_within(nc.deployed_webhook, waiter, kube, argocd, target, n, app, app.synced_revision,
                            timeout=SHORT, bound=SHORT)
@@ -52,7 +52,7 @@ def test_on_deployed_check_fails_when_trigger_never_fires(notifications, deploy_
 
 @pytest.mark.breaks("suites.notifications_checks.deployed_webhook")
 def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy_myapp, kube, argocd, target, waiter):
-    n = notifications(slack=False, omit_webhook_secret=True)
+    n = notifications(omit_webhook_secret=True)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     message = fails_within(nc.deployed_webhook, waiter, kube, argocd, target, n, app, app.synced_revision,
                            timeout=SHORT, bound=SHORT)
@@ -61,7 +61,7 @@ def test_on_deployed_check_fails_without_the_webhook_token(notifications, deploy
 
 @pytest.mark.breaks("suites.drift_alerts_checks.drift_is_alerted")
 def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_myapp, kube, argocd, target, waiter):
-    n = notifications(slack=False, on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
+    n = notifications(on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
     message = fails_within(drift_alerts_checks.drift_is_alerted, waiter, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
@@ -84,7 +84,7 @@ def test_ignore_differences_check_passes_with_ignore_differences(deploy_myapp, k
 @pytest.mark.breaks("suites.notifications_checks.exactly_once_per_revision")
 def test_once_per_revision_check_fails_when_a_revision_is_not_notified(notifications, deploy_myapp, argocd, waiter):
     """The on-deployed trigger never fires: the synced revision was notified zero times, not once."""
-    n = notifications(slack=False, on_deployed_when=NEVER)
+    n = notifications(on_deployed_when=NEVER)
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(deployed=True)})
     message = fails_within(nc.exactly_once_per_revision, waiter, n, [app.synced_revision], window=3, bound=10)
     assert "a revision was not notified" in message and f"'{app.synced_revision[:10]}': 0" in message, message

@@ -60,7 +60,7 @@ def test_unknown_host_test_trusts_the_host_again(target, argocd, kube, testbed_h
 
 KEEP_INNER = '''
 def test_fails_after_configuring_notifications(notifications, namespace):
-    n = notifications(slack=False)
+    n = notifications()
     print(f"KEPT hook={n.hook} namespace={namespace('kept')}")
     assert False, "failing on purpose"
 '''

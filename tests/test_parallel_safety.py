@@ -54,15 +54,15 @@ def _all_users() -> list[str]:
 
 
 def test_an_unmarked_user_is_reported(tmp_path):
-    (tmp_path / "test_x.py").write_text("def test_y(notifications):\n    pass\n")
+    (tmp_path / "test_x.py").write_text("def test_y(slack_notifications):\n    pass\n")
     assert unmarked_shared_state_tests(tmp_path) == [
-        "test_x.py::test_y uses notifications but is not marked @pytest.mark.xdist_group('notifications-config')"]
+        "test_x.py::test_y uses slack_notifications but is not marked @pytest.mark.xdist_group('notifications-slack')"]
 
 
 def test_the_scheduler_keeps_each_group_on_one_worker():
     """What the controller's scheduler reads: every grouped test, by node id, with its group."""
     groups = grouped_tests()
-    assert groups["suites/test_notifications.py::test_failed_sync_is_reported_to_slack"] == "notifications-config"
-    assert groups["suites/test_drift_alerts.py::test_out_of_band_change_is_detected_and_alerted"] == "notifications-config"
+    assert groups["suites/test_notifications.py::test_failed_sync_is_reported_to_slack"] == "notifications-slack"
+    assert "suites/test_drift_alerts.py::test_out_of_band_change_is_detected_and_alerted" not in groups  # webhook only
     assert groups["suites/test_app_of_apps.py::test_children_follow_git"] == "argocd-cm-health"
     assert "suites/test_auto_sync.py::test_cli_created_app_syncs_commit" not in groups
