@@ -49,8 +49,7 @@ def label_repository_secret(kube: Kube, namespace: str, url: str) -> list[str]:
         if stored == url:
             found.append(secret.metadata.name)
     if found:
-        kube.kubectl("label", "--overwrite", "secret", *found, "-n", namespace,
-                     f"{names.RUN_ID_LABEL}={names.run_id()}")
+        kube.label("secret", found, namespace, {names.RUN_ID_LABEL: names.run_id()})
     return found
 
 

@@ -97,7 +97,7 @@ def create_git_creds(kube: Kube, tracker: Tracker, name: str, username: str, tok
     tracker.other.append(("secret", name, namespace))
     kube.kubectl("create", "secret", "generic", name, "-n", namespace,
                  f"--from-literal=username={username}", "--from-file=password=/dev/stdin", stdin=token)
-    kube.kubectl("label", "secret", name, "-n", namespace, *(f"{k}={v}" for k, v in names.standard_labels().items()))
+    kube.label("secret", [name], namespace, names.standard_labels())
     return name
 
 
