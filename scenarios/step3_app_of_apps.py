@@ -6,7 +6,8 @@ infra is Healthy before apps start.
 
 Sync waves between Applications only order anything if Argo CD assesses the health of
 Application resources, which it does not by default: `enable_application_health` adds the
-health check Argo CD documents for this (a global argocd-cm key, set once per session).
+health check Argo CD documents for this (a global argocd-cm key, set once for the run before
+any test starts and restored after the last: see fixtures/hookspecs.py).
 
 Also the procedure's AppProject `production` with its roles (`production_project`), and a
 client acting as one of its roles (`role_token`).
@@ -14,7 +15,6 @@ client acting as one of its roles (`role_token`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Callable
 
 import pytest
@@ -52,12 +52,12 @@ def enable_application_health(kube: Kube, namespace: str = "argocd"):
     """Set the Application health check in argocd-cm; returns a function restoring the old value."""
     cm = kube.get("configmap", "argocd-cm", namespace) or {}
     previous = (cm.get("data") or {}).get(HEALTH_KEY)
-    kube.kubectl("-n", namespace, "patch", "configmap", "argocd-cm", "--type", "merge",
-                 "-p", json.dumps({"data": {HEALTH_KEY: APPLICATION_HEALTH_LUA}}))
+    if previous == APPLICATION_HEALTH_LUA:
+        return lambda: None  # already there (the user's, or a run's that was killed): changed nothing
+    kube.patch("configmap", "argocd-cm", namespace, {"data": {HEALTH_KEY: APPLICATION_HEALTH_LUA}})
 
     def restore() -> None:
-        kube.kubectl("-n", namespace, "patch", "configmap", "argocd-cm", "--type", "merge",
-                     "-p", json.dumps({"data": {HEALTH_KEY: previous}}), check=False)
+        kube.patch("configmap", "argocd-cm", namespace, {"data": {HEALTH_KEY: previous}})
 
     return restore
 
@@ -193,18 +193,17 @@ def role_token(argocd: ArgoCD, project: str, role: str) -> ArgoCD:
     return argocd.with_token(token)
 
 
-@pytest.fixture(scope="session")
-def application_health(kube: Kube, target: Target):
+def pytest_conformance_shared_settings(target: Target, kube: Kube):
     """Argo CD's documented health check for Application resources, so sync waves between
-    child apps wait for health (step 3). Set for the session, restored at its end."""
-    restore = enable_application_health(kube, target.argocd_namespace)
-    yield
-    restore()
+    child apps wait for health (step 3): set once for the run (fixtures/hookspecs.py)."""
+    if target.engine != "argocd":
+        return None
+    return enable_application_health(kube, target.argocd_namespace)
 
 
 @pytest.fixture
 def deploy_app_of_apps(kube: Kube, argocd: ArgoCD, tracker: Tracker, diagnostics: Diagnostics,
-                       git_repo: Callable[..., GitRepo], unique: Callable[[str], str], application_health):
+                       git_repo: Callable[..., GitRepo], unique: Callable[[str], str]):
     """deploy_app_of_apps(myapp_dir=..., waves=True) -> AppOfApps: the step 3 layout committed and the root
     app applied with kubectl (not waited for: the suites observe the rollout themselves)."""
     def make(*, myapp_dir: str = f"{ROOT_PATH}/apps", waves: bool = True) -> AppOfApps:

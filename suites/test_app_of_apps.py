@@ -11,7 +11,6 @@ from suites import app_of_apps_checks as aoa
 pytestmark = pytest.mark.validation("app_of_apps")
 
 
-@pytest.mark.xdist_group('argocd-cm-health')
 def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, kube, record_metric, record_check, waiter):
     with ChangeLog(kube, argocd.namespace, kinds=("Application",)) as applications:  # from before the root exists
         layout = deploy_app_of_apps()
@@ -21,7 +20,6 @@ def test_root_deploys_children_infra_first(deploy_app_of_apps, argocd, kube, rec
     record_check("sync-wave order", "infra children Healthy before app children begin", order, True)
 
 
-@pytest.mark.xdist_group('argocd-cm-health')
 def test_children_follow_git(deploy_app_of_apps, argocd, kube, tracker, unique, record_metric, waiter):
     layout = deploy_app_of_apps()
     aoa.children_roll_out(waiter, argocd, layout)

@@ -143,3 +143,18 @@ def test_no_clone_cli_config_or_provider_file_is_left_in_the_temp_dir(testbed_ha
     assert "4 passed" in out, out[-3000:]
     left = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-"))  # pytest's own, kept by its policy
     assert not left, f"left in the temp dir: {left}"
+
+
+def test_shared_settings_are_set_once_for_a_parallel_run_and_restored(kube, argocd, testbed_handle, tmp_path):
+    """The app-of-apps tests need Argo CD's Application health check in argocd-cm: the xdist
+    controller sets it before the workers start (the wave-order check fails without it) and
+    puts back what was there after the last test, so no worker changes argocd-cm mid-run."""
+    from scenarios import step3_app_of_apps as step3
+
+    def health_key():
+        return ((kube.get("configmap", "argocd-cm", argocd.namespace) or {}).get("data") or {}).get(step3.HEALTH_KEY)
+
+    before = health_key()
+    out = _inner(["suites/test_app_of_apps.py", "-n", "2"], f"shared-{os.getpid()}", tmp_path, testbed_handle)
+    assert "2 passed" in out, out[-3000:]
+    assert health_key() == before, "argocd-cm's Application health check was not restored"
