@@ -83,6 +83,7 @@ DRIFTS = {
     "scale": ("scale", "deployment/myapp", "--replicas=1"),
     "set-image": ("set", "image", "deployment/myapp", "myapp=ghcr.io/username/myapp:hotfix"),
     "delete-service": ("delete", "service", "myapp", "--wait=true"),
+    "hpa-scale": ("scale", "deployment/myapp", "--replicas=2"),  # what an HPA would do (step 6's drift alerts)
 }
 
 

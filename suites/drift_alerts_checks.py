@@ -20,13 +20,12 @@ HOLD_SYNCED = 10.0  # how long an ignored replica change must leave the app Sync
 
 
 def drift_is_alerted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
-                     app: DeployedApp, *,
-                     timeout: float = DELIVERY) -> tuple[str, float]:
-    """With selfHeal off, `kubectl scale` makes the app OutOfSync, `argocd app diff` names
+                     app: DeployedApp, *, since: float, timeout: float = DELIVERY) -> tuple[str, float]:
+    """After `kubectl scale --replicas=2` (scenarios.step2_applications.drift "hpa-scale", made
+    at `since`, time.monotonic()) with selfHeal off, the app is OutOfSync, `argocd app diff` names
     `replicas`, and the on-out-of-sync trigger posts an alert listing Deployment/myapp.
     Returns (the diff, seconds from the kubectl change to the alert's receipt)."""
-    t0 = time.time()
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
+    t0 = time.time() - (time.monotonic() - since)  # the receiver stamps requests with epoch seconds
     waiter.until(probes.with_policy(argocd, app.name, probes.app_out_of_sync(argocd, app.name)),
                  timeout=OUT_OF_SYNC, what=f"drift detection of `kubectl scale --replicas=2` in {app.namespace}",
                  expected="application OutOfSync", remediation=hints.for_item("drift_alerts"))
@@ -60,9 +59,9 @@ def drift_is_alerted(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: 
 def ignored_replicas_stay_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, *,
                                  hold: float = HOLD_SYNCED) -> str:
     """The HPA pitfall: with ignoreDifferences /spec/replicas and RespectIgnoreDifferences=true,
-    a replica change (what an HPA does) leaves the app Synced (after a hard refresh) and is not
-    reverted, for `hold` seconds."""
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=2")
+    a replica change (scenarios.step2_applications.drift "hpa-scale", made before) leaves the app
+    Synced (after a hard refresh, so the comparison is a fresh one) and is not reverted, for
+    `hold` seconds."""
     argocd.app(app.name, refresh="hard")
     t0 = time.monotonic()
     dep = probes.deployment(kube, app.namespace, "myapp", replicas=2, available=False)

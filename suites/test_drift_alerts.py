@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from scenarios import step2_applications as step2
 from scenarios.step6_notifications import IGNORE_REPLICAS
 from suites import drift_alerts_checks
 
@@ -19,12 +20,14 @@ def test_out_of_band_change_is_detected_and_alerted(notifications, deploy_myapp,
     # selfHeal off: the drift must stay visible long enough to be diffed and alerted
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
-    diff, latency = drift_alerts_checks.drift_is_alerted(waiter, kube, argocd, target, n, app)
+    changed_at = step2.drift(kube, app.namespace, "hpa-scale")
+    diff, latency = drift_alerts_checks.drift_is_alerted(waiter, kube, argocd, target, n, app, since=changed_at)
     record_metric("event_to_notified_s", latency)
     record_check("argocd app diff", "names the changed field replicas", diff[-400:], True)
 
 
 def test_ignored_replicas_do_not_drift(deploy_myapp, kube, argocd, record_check, waiter):
     app = deploy_myapp(changes=IGNORE_REPLICAS)  # the procedure's myapp-strict: selfHeal on
+    step2.drift(kube, app.namespace, "hpa-scale")
     record_check("ignoreDifferences /spec/replicas", "Synced and replicas kept after kubectl scale",
                  drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app), True)

@@ -10,6 +10,7 @@ import secrets
 import pytest
 
 from tests.breaking import fails_within
+from scenarios import step2_applications as step2
 from scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
 from suites import drift_alerts_checks, notifications_checks as nc
 
@@ -64,13 +65,16 @@ def test_drift_alert_check_fails_when_trigger_never_fires(notifications, deploy_
     n = notifications(on_out_of_sync_when="app.status.sync.status == 'NeverHappens'")
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(out_of_sync=True),
                                 "spec.syncPolicy.automated.selfHeal": False})
-    message = fails_within(drift_alerts_checks.drift_is_alerted, waiter, kube, argocd, target, n, app, timeout=SHORT, bound=SHORT + 10)
+    changed_at = step2.drift(kube, app.namespace, "hpa-scale")
+    message = fails_within(drift_alerts_checks.drift_is_alerted, waiter, kube, argocd, target, n, app, since=changed_at,
+                           timeout=SHORT, bound=SHORT + 10)
     assert f"trigger {n.on_out_of_sync}" in message and "no OutOfSync alert" in message, message
 
 
 @pytest.mark.breaks("suites.drift_alerts_checks.ignored_replicas_stay_synced")
 def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp, kube, argocd, waiter):
     app = deploy_myapp()  # the procedure's myapp-prod: no ignoreDifferences (the HPA pitfall)
+    step2.drift(kube, app.namespace, "hpa-scale")
     message = fails_within(drift_alerts_checks.ignored_replicas_stay_synced, waiter, kube, argocd, app, hold=SHORT, bound=SHORT + 10)
     assert "the replica change counted as drift" in message and "ignoreDifferences" in message, message
 
@@ -78,6 +82,7 @@ def test_ignore_differences_check_fails_without_ignore_differences(deploy_myapp,
 def test_ignore_differences_check_passes_with_ignore_differences(deploy_myapp, kube, argocd, waiter):
     """The control: the same check holds once the pitfall's remedy is applied."""
     app = deploy_myapp(changes=IGNORE_REPLICAS)
+    step2.drift(kube, app.namespace, "hpa-scale")
     drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app, hold=5)
 
 
