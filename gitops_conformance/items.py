@@ -133,6 +133,15 @@ ITEMS: tuple[Item, ...] = (
         Check("test_ssh_deploy_key_connection_is_successful", "a repository over SSH with a deploy key connects"),
         Check("test_wrong_token_is_refused_readably", "a wrong token is refused with an authentication error"),
         Check("test_unknown_host_key_is_refused_readably", "an unknown SSH host key is refused with a host-key error"),
+    ), flux=(
+        Check("test_flux_https_token_source_is_ready",
+              "a GitRepository over HTTPS with a token (and the server's CA) is Ready at the pushed commit"),
+        Check("test_flux_ssh_deploy_key_source_is_ready",
+              "a GitRepository over SSH with a deploy key and known_hosts is Ready at the pushed commit"),
+        Check("test_flux_wrong_token_is_refused_readably",
+              "a wrong token leaves the GitRepository Ready=False with an authentication error"),
+        Check("test_flux_unknown_host_key_is_refused_readably",
+              "a known_hosts without the server's key leaves it Ready=False with a host-key error"),
     )),
     Item("auto_sync", "Applications sync automatically from Git on commit", 2, (
         Check("test_declarative_app_syncs_image_tag_commit", "a commit of a new image tag ends Synced at that commit"),

@@ -57,6 +57,28 @@ def auth_secret(name: str, namespace: str, username: str, token: str, ca_pem: st
             "stringData": data}
 
 
+def ssh_auth_secret(name: str, namespace: str, identity: str, known_hosts: str) -> dict:
+    """The GitRepository's secretRef over SSH: the deploy key's private half and the hosts
+    whose keys are trusted (Flux refuses SSH without known_hosts)."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace), "type": "Opaque",
+            "stringData": {"identity": identity, "known_hosts": known_hosts.strip() + "\n"}}
+
+
+# What a refused GitRepository's Ready message says, in the words a user acts on (go-git's
+# "authentication required" for a rejected token; knownhosts' "key is unknown" / "key mismatch").
+AUTH_REFUSED = ("authentication required", "authentication failed", "401", "unauthorized")
+HOST_KEY_REFUSED = ("knownhosts", "host key", "key is unknown", "key mismatch")
+
+
+def known_hosts_of_another_host(directory) -> str:
+    """A known_hosts that trusts some other host's key (a fresh one): the Git server's host key
+    is unknown to it, as when a user copies another server's line."""
+    from fixtures.peers import generate_keypair
+
+    _, public = generate_keypair(directory, "other-host-key")
+    return f"git.example.invalid {' '.join(public.split()[:2])}"
+
+
 def git_repository(name: str, namespace: str, url: str, secret: str, interval: str = SOURCE_INTERVAL) -> dict:
     return {"apiVersion": SOURCE, "kind": "GitRepository", "metadata": _meta(name, namespace),
             "spec": {"interval": interval, "url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret},
@@ -81,6 +103,32 @@ def https_url(repo: GitRepo, https_base_url: str | None) -> str:
     if not https_base_url:
         pytest.skip("this Git host has no HTTPS endpoint (Flux sends credentials over HTTPS only)")
     return f"{https_base_url}/{repo.url.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FluxSource:
+    """A GitRepository of step 1 (repository connection), and how it authenticates."""
+
+    name: str
+    namespace: str
+    url: str
+    how: str   # "HTTPS with a token", "SSH with a deploy key"
+
+
+@pytest.fixture
+def flux_git_source(kube: Kube, diagnostics: Diagnostics, namespace: Callable[..., str],
+                    unique: Callable[[str], str]) -> Callable[..., FluxSource]:
+    """flux_git_source(url, how, secret_doc_maker) -> a GitRepository of `url` in a fresh
+    namespace, its Secret made by `secret_doc_maker(name, namespace)` (auth_secret or
+    ssh_auth_secret). Deleted with the namespace at teardown."""
+    def make(url: str, how: str, secret: Callable[[str, str], dict]) -> FluxSource:
+        ns, name = namespace("auth"), unique("source")
+        diagnostics.objects.append((GITREPOSITORY, name, ns))
+        diagnostics.components = ["source-controller"]
+        kube.apply([secret(f"{name}-auth", ns), git_repository(name, ns, url, f"{name}-auth")])
+        return FluxSource(name=name, namespace=ns, url=url, how=how)
+
+    return make
 
 
 def wait_receiver_path(waiter: checks.Waiter, flux: Flux, name: str, namespace: str, timeout: float = 30.0) -> str:

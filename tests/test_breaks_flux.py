@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from fixtures.flux import RECEIVER
-from suites import flux_checks
+from scenarios import flux as fluxs
+from suites import flux_checks, flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -88,3 +89,42 @@ def test_prune_check_fails_with_prune_off(deploy_myapp_flux, kube, flux, waiter)
     message = fails_within(flux_checks.removed_manifest_is_pruned, waiter, kube, flux, app, timeout=20, bound=20)
     assert "myapp still exists" in message and "spec.prune=false" in message and "Applied revision" in message, message
     assert "Automatic prune disabled" in message, message
+
+
+# ----- repo_auth -----------------------------------------------------------------------------
+
+def _pushed_repo(git_repo, prefix: str):
+    repo = git_repo(prefix)
+    repo.write("README.md", "gitops\n")
+    return repo, repo.commit_and_push("init")
+
+
+@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_ready")
+def test_source_ready_check_fails_when_the_key_is_not_a_deploy_key(git_repo, git_host, flux, flux_git_source,
+                                                                   target, waiter, tmp_path):
+    """The procedure's failure: the SSH key was never added to the repository's deploy keys.
+    The Git server refuses it; the check fails at once with Flux's message and the hint."""
+    from fixtures.peers import generate_keypair
+
+    repo, sha = _pushed_repo(git_repo, "auth-nokey")
+    key, _ = generate_keypair(tmp_path, "not-a-deploy-key")
+    source = flux_git_source(git_host.ssh_url(repo.url), "SSH with a key that is no deploy key",
+                             lambda name, ns: fluxs.ssh_auth_secret(name, ns, key.read_text(),
+                                                                    target.git.ssh_known_hosts))
+    message = fails_within(flux_repo_auth_checks.source_is_ready, waiter, flux, source, sha, timeout=30, bound=30)
+    assert "Ready=False" in message and "unable to authenticate" in message, message
+    assert "SSH key added to deploy keys" in message and "spec.secretRef" in message, message
+
+
+@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_refused")
+def test_refusal_check_fails_when_the_credentials_are_right(git_repo, flux, flux_git_source, target, waiter):
+    """The "wrong" token is the right one: the GitRepository connects, and the refusal check
+    fails saying the credentials were accepted."""
+    repo, _ = _pushed_repo(git_repo, "auth-right")
+    source = flux_git_source(fluxs.https_url(repo, target.git.https_base_url), "HTTPS with the right token",
+                             lambda name, ns: fluxs.auth_secret(name, ns, repo.username, repo.token,
+                                                                target.git.https_ca_pem))
+    message = fails_within(flux_repo_auth_checks.source_is_refused, waiter, flux, source, fluxs.AUTH_REFUSED,
+                           timeout=30, bound=30)
+    assert "Ready=True" in message and "fetched with credentials that should be refused" in message, message
+    assert "verify token has repo access" in message, message
