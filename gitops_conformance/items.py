@@ -174,6 +174,11 @@ ITEMS: tuple[Item, ...] = (
     Item("app_of_apps", "App-of-apps deploys multiple applications", 3, (
         Check("test_root_deploys_children_infra_first", "the root creates every child, infra Healthy before apps start"),
         Check("test_children_follow_git", "a child added in Git appears; one removed is pruned"),
+    ), flux_title="Kustomizations of Kustomizations deploy multiple applications", flux=(
+        Check("test_flux_root_deploys_children_infra_first",
+              "the root creates every child Kustomization, each Ready; infra Ready before apps' objects exist "
+              "(dependsOn)"),
+        Check("test_flux_children_follow_git", "a child added in Git appears; one removed is pruned with its objects"),
     )),
     Item("image_promotion", "Image Updater promotes new images by tag pattern", 4, (
         Check("test_semver_promotes_highest_stable_tag_via_git",

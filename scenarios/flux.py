@@ -86,10 +86,23 @@ def git_repository(name: str, namespace: str, url: str, secret: str, interval: s
 
 
 def kustomization(name: str, namespace: str, path: str, *, prune: bool = True,
-                  interval: str = KUSTOMIZATION_INTERVAL) -> dict:
-    return {"apiVersion": KUSTOMIZE, "kind": "Kustomization", "metadata": _meta(name, namespace),
-            "spec": {"interval": interval, "path": f"./{path}", "prune": prune, "timeout": "1m",
-                     "sourceRef": {"kind": "GitRepository", "name": name}}}
+                  interval: str = KUSTOMIZATION_INTERVAL, source: str | None = None,
+                  source_namespace: str | None = None, depends_on: tuple[str, ...] = (), wait: bool = False,
+                  service_account: str | None = None) -> dict:
+    """A Kustomization of `path` from the GitRepository `source` (default: its own name).
+    depends_on: Kustomizations (same namespace) that must be Ready first; wait: Ready only once
+    what it applied is healthy; service_account: apply as that ServiceAccount (multi-tenancy)."""
+    source_ref = {"kind": "GitRepository", "name": source or name}
+    if source_namespace:
+        source_ref["namespace"] = source_namespace
+    spec = {"interval": interval, "path": f"./{path}", "prune": prune, "timeout": "1m", "sourceRef": source_ref}
+    if depends_on:
+        spec["dependsOn"] = [{"name": d} for d in depends_on]
+    if wait:
+        spec["wait"] = True
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    return {"apiVersion": KUSTOMIZE, "kind": "Kustomization", "metadata": _meta(name, namespace), "spec": spec}
 
 
 def receiver(name: str, namespace: str, secret: str) -> dict:
@@ -146,6 +159,25 @@ def wait_receiver_path(waiter: checks.Waiter, flux: Flux, name: str, namespace: 
     return flux.kube.get(RECEIVER, name, namespace)["status"]["webhookPath"]
 
 
+def connect_receiver(kube: Kube, flux: Flux, waiter: checks.Waiter, repo: GitRepo, name: str, namespace: str) -> str:
+    """A GitHub-type Receiver (and its token Secret) for the GitRepository `name`, and the
+    repo's pushes announced to it, as the Git host's webhook would. Returns its webhook path."""
+    token = secrets.token_hex(20)
+    redact.register_secret(token)
+    kube.apply([{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"{name}-webhook", namespace),
+                 "type": "Opaque", "stringData": {"token": token}},
+                receiver(name, namespace, f"{name}-webhook")])
+    path = wait_receiver_path(waiter, flux, name, namespace)
+
+    def on_push(r: GitRepo, before: str, after: str, changed: list[str]) -> None:
+        resp = flux.notify_push(path, token, r.web_url, r.branch, before, after, changed)
+        if resp.status_code >= 300:
+            raise AssertionError(f"Flux's receiver refused the push event: HTTP {resp.status_code} {resp.text[:200]}")
+
+    repo.on_push = on_push
+    return path
+
+
 @pytest.fixture
 def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
                       git_repo: Callable[..., GitRepo], namespace: Callable[..., str], unique: Callable[[str], str],
@@ -167,24 +199,11 @@ def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Dia
         docs = [auth_secret(f"{name}-auth", ns, repo.username, repo.token, ca),
                 git_repository(name, ns, https_url(repo, target.git.https_base_url), f"{name}-auth", source_interval),
                 kustomization(name, ns, myapp.PROD_PATH, prune=prune, interval=interval)]
+        kube.apply(docs)
         path = ""
         if webhook and not settings.no_webhook:
-            token = secrets.token_hex(20)
-            redact.register_secret(token)
-            docs += [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"{name}-webhook", ns),
-                      "type": "Opaque", "stringData": {"token": token}},
-                     receiver(name, ns, f"{name}-webhook")]
-        kube.apply(docs)
-        if webhook and not settings.no_webhook:
             diagnostics.objects.append((RECEIVER, name, ns))
-            path = wait_receiver_path(waiter, flux, name, ns)
-
-            def on_push(r: GitRepo, before: str, after: str, changed: list[str]) -> None:
-                resp = flux.notify_push(path, token, r.web_url, r.branch, before, after, changed)
-                if resp.status_code >= 300:
-                    raise AssertionError(f"Flux's receiver refused the push event: HTTP {resp.status_code} {resp.text[:200]}")
-
-            repo.on_push = on_push
+            path = connect_receiver(kube, flux, waiter, repo, name, ns)
         waiter.until(
             checks.all_of(applied_at(flux, name, ns, sha), deployment(kube, ns, "myapp", replicas=5)),
             timeout=FIRST_APPLY_TIMEOUT, what=f"first apply of Kustomization {ns}/{name} (procedure step 2)",

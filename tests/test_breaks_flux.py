@@ -9,7 +9,9 @@ import pytest
 
 from fixtures.flux import RECEIVER
 from scenarios import flux as fluxs
-from suites import flux_checks, flux_repo_auth_checks
+from fixtures.changes import ChangeLog
+from scenarios import flux_app_of_apps as flux_step3
+from suites import flux_app_of_apps_checks, flux_checks, flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -128,3 +130,61 @@ def test_refusal_check_fails_when_the_credentials_are_right(git_repo, flux, flux
                            timeout=30, bound=30)
     assert "Ready=True" in message and "fetched with credentials that should be refused" in message, message
     assert "verify token has repo access" in message, message
+
+
+# ----- app_of_apps ---------------------------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.children_become_ready")
+def test_children_check_fails_when_infra_points_at_a_missing_path(deploy_flux_app_of_apps, flux, kube, waiter):
+    """The infra child names a directory that is not in Git: it fails to build, apps waits on
+    it forever; the check fails within its bound with Flux's message."""
+    layout = deploy_flux_app_of_apps(infra_path="infrastructure-typo")
+    layout.create_root()
+    message = fails_within(flux_app_of_apps_checks.children_become_ready, waiter, flux, kube, layout,
+                           timeout=40, bound=40)
+    assert "infrastructure-typo" in message and "not found" in message, message
+    assert "For missing child apps, check root app status" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.dependency_order_holds")
+def test_order_check_fails_without_depends_on(deploy_flux_app_of_apps, flux, kube, waiter):
+    """The pitfall "No sync waves": apps has no dependsOn, so kustomize-controller applies it
+    while infra is still becoming healthy; the watch shows apps' objects created first."""
+    layout = deploy_flux_app_of_apps(depends_on=False)
+    with ChangeLog(kube, layout.namespace, kinds=("Kustomization", "Deployment", "Service")) as log:
+        layout.create_root()
+        flux_app_of_apps_checks.children_become_ready(waiter, flux, kube, layout)
+    message = fails_within(flux_app_of_apps_checks.dependency_order_holds, kube, flux, layout, log, bound=5)
+    assert f"before {layout.infra} was Ready" in message, message
+    assert "No sync waves" in message and "dependsOn" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_appears")
+def test_child_check_fails_when_the_child_is_outside_the_root_path(deploy_flux_app_of_apps, flux, kube, unique,
+                                                                  waiter):
+    """A child committed under clusters/staging/, which the root does not read: never created."""
+    layout = deploy_flux_app_of_apps()
+    layout.create_root()
+    extra = unique("extra")
+    flux_step3.add_extra_child(layout.repo, layout, extra, where="clusters/staging")
+    sha = layout.repo.commit_and_push(f"Add child {extra} outside the root path")
+    message = fails_within(flux_app_of_apps_checks.child_appears, waiter, flux, kube, layout, extra, sha,
+                           timeout=20, bound=20)
+    assert f"Kustomization {extra} does not exist" in message and "For missing child apps" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_pruned")
+def test_child_prune_check_fails_with_root_prune_off(deploy_flux_app_of_apps, flux, kube, unique, waiter):
+    """The root has `prune: false`: a child removed from Git stays, and so does what it deployed."""
+    layout = deploy_flux_app_of_apps(prune=False)
+    layout.create_root()
+    extra = unique("extra")
+    path = flux_step3.add_extra_child(layout.repo, layout, extra)
+    sha = layout.repo.commit_and_push(f"Add child {extra}")
+    flux_app_of_apps_checks.child_appears(waiter, flux, kube, layout, extra, sha)
+    layout.repo.delete(path)
+    layout.repo.commit_and_push(f"Remove child {extra}")
+    message = fails_within(flux_app_of_apps_checks.child_pruned, waiter, flux, kube, layout, extra,
+                           timeout=20, bound=20)
+    assert "root spec.prune=false" in message and "Automatic prune disabled" in message, message
+
