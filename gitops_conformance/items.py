@@ -209,6 +209,11 @@ ITEMS: tuple[Item, ...] = (
         Check("test_deployer_can_sync", "the deployer role can sync"),
         Check("test_destination_outside_project_is_refused", "a destination outside prod-* is refused"),
         Check("test_repo_outside_source_repos_is_refused", "a repository outside sourceRepos is refused"),
+    ), flux_title="Multi-tenancy: tenant Kustomizations confined to their namespace and sources", flux=(
+        Check("test_flux_tenant_cannot_create_outside_its_namespace",
+              "a Kustomization with serviceAccountName applies in its namespace and is forbidden outside it"),
+        Check("test_flux_cross_namespace_source_is_refused",
+              "a sourceRef to another namespace's GitRepository is refused (--no-cross-namespace-refs)"),
     )),
     Item("pitfalls", "The Common Pitfalls audit of a GitOps repository (--audit-repo)", 2, (
         Check("test_gitops_repository_has_no_error_findings", "the repository has no error-severity finding"),

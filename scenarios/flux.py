@@ -144,6 +144,21 @@ def flux_git_source(kube: Kube, diagnostics: Diagnostics, namespace: Callable[..
     return make
 
 
+def wait_source_ready(waiter: checks.Waiter, flux: Flux, name: str, namespace: str, sha: str,
+                      timeout: float = 45.0) -> None:
+    """Set-up: the GitRepository has an artifact of `sha`, so Kustomizations made next start from
+    it (made earlier, they first report "Source artifact not found")."""
+    def probe() -> checks.Observation:
+        obj = flux.kube.get(GITREPOSITORY, name, namespace) or {}
+        revision = ((obj.get("status") or {}).get("artifact") or {}).get("revision", "")
+        ready = flux.ready_condition(GITREPOSITORY, name, namespace)
+        seen = f"GitRepository {namespace}/{name}: Ready={ready.get('status', '?')} {ready.get('message', '')}"
+        return checks.Observation.ok(seen) if sha in revision else checks.Observation.pending(seen)
+
+    waiter.until(probe, timeout=timeout, what=f"GitRepository {namespace}/{name} fetched (set-up)",
+                 expected=f"an artifact at {sha[:10]}", remediation=hints.ON_FAILURE[1])
+
+
 def wait_receiver_path(waiter: checks.Waiter, flux: Flux, name: str, namespace: str, timeout: float = 30.0) -> str:
     """The Receiver's webhook path, once notification-controller has made it Ready."""
     def probe() -> checks.Observation:

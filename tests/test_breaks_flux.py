@@ -11,7 +11,8 @@ from fixtures.flux import RECEIVER
 from scenarios import flux as fluxs
 from fixtures.changes import ChangeLog
 from scenarios import flux_app_of_apps as flux_step3
-from suites import flux_app_of_apps_checks, flux_checks, flux_repo_auth_checks
+from scenarios import flux_tenancy
+from suites import flux_app_of_apps_checks, flux_checks, flux_rbac_checks, flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -188,3 +189,34 @@ def test_child_prune_check_fails_with_root_prune_off(deploy_flux_app_of_apps, fl
                            timeout=20, bound=20)
     assert "root spec.prune=false" in message and "Automatic prune disabled" in message, message
 
+
+# ----- rbac (multi-tenancy) ------------------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_rbac_checks.tenant_is_confined")
+def test_tenancy_check_fails_without_service_account(flux_tenant, flux, kube, waiter):
+    """The tenant's Kustomizations carry no serviceAccountName (and the controller has no
+    --default-service-account): they apply with kustomize-controller's own rights, and the
+    ConfigMap lands in the platform namespace."""
+    tenant = flux_tenant(service_account=False)
+    own = tenant.add_kustomization(flux_tenancy.OWN_PATH)
+    outside = tenant.add_kustomization(flux_tenancy.OUTSIDE_PATH)
+    message = fails_within(flux_rbac_checks.tenant_is_confined, waiter, flux, kube, tenant, own, outside,
+                           timeout=30, bound=30)
+    assert f"ConfigMap {tenant.platform_namespace}/{flux_tenancy.CONFIGMAP} EXISTS" in message, message
+    assert "serviceAccountName" in message and "For project permission errors" in message, message
+
+
+@pytest.mark.breaks("suites.flux_rbac_checks.cross_namespace_source_is_refused")
+def test_cross_namespace_check_fails_without_the_lockdown_flag(flux_tenant, flux, kube, testbed_handle, waiter):
+    """kustomize-controller restarted without --no-cross-namespace-refs (Flux's default): the
+    tenant's Kustomization uses the platform namespace's GitRepository and applies."""
+    testbed_handle.start_component("kustomize-controller", no_cross_namespace_refs=False)
+    try:
+        tenant = flux_tenant()
+        name = tenant.add_kustomization(flux_tenancy.OWN_PATH, source_namespace=tenant.platform_namespace)
+        message = fails_within(flux_rbac_checks.cross_namespace_source_is_refused, waiter, flux, kube, tenant, name,
+                               timeout=30, bound=30)
+    finally:
+        testbed_handle.start_component("kustomize-controller")
+    assert "Ready=True" in message or "EXISTS" in message, message
+    assert "--no-cross-namespace-refs=true" in message and "applied what it must not" in message, message
