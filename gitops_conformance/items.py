@@ -199,10 +199,17 @@ ITEMS: tuple[Item, ...] = (
               "on-deployed reaches the webhook once per revision"),
         Check("test_failed_sync_is_reported_to_slack", "on-sync-failed reaches the Slack API"),
         Check("test_template_notify_delivers_on_demand", "`argocd admin notifications template notify` delivers"),
+    ), flux_title="Notifications on Kustomization events (Provider + Alert)", flux=(
+        Check("test_flux_applied_commit_is_announced_to_the_webhook",
+              "an applied commit reaches a generic webhook Provider, with its Authorization header"),
+        Check("test_flux_failed_apply_is_reported_to_slack", "a failed apply reaches the Slack API (slack Provider)"),
     )),
     Item("drift_alerts", "Drift detection alerts on out-of-band changes", 6, (
         Check("test_out_of_band_change_is_detected_and_alerted", "an out-of-band change is OutOfSync and alerted"),
         Check("test_ignored_replicas_do_not_drift", "ignored /spec/replicas do not drift"),
+    ), flux=(
+        Check("test_flux_drift_correction_is_alerted",
+              "kustomize-controller's correction of a `kubectl scale` reaches the webhook through an Alert"),
     )),
     Item("rbac", "RBAC enforces project-level access controls", 3, (
         Check("test_developer_can_get_but_not_sync", "the developer role can get but not sync"),

@@ -10,6 +10,7 @@ import pytest
 
 from scenarios.step6_notifications import IGNORE_REPLICAS
 from suites import drift_alerts_checks
+from suites import flux_notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("drift_alerts")
 
@@ -28,3 +29,11 @@ def test_ignored_replicas_do_not_drift(deploy_myapp, kube, argocd, record_check,
     app = deploy_myapp(changes=IGNORE_REPLICAS)  # the procedure's myapp-strict: selfHeal on
     record_check("ignoreDifferences /spec/replicas", "Synced and replicas kept after kubectl scale",
                  drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app), True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_drift_correction_is_alerted(deploy_myapp_flux, flux_alerts, kube, target, record_metric, waiter):
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app)
+    record_metric("drift_to_alerted_s", flux_nc.drift_correction_is_alerted(waiter, kube, target, alerts, app))

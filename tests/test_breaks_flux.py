@@ -5,6 +5,8 @@ FAILS within its bound, naming the cause. Local testbed started with --engine fl
 test stops a controller and one deletes a CRD; both are restored."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fixtures.flux import RECEIVER
@@ -12,7 +14,9 @@ from scenarios import flux as fluxs
 from fixtures.changes import ChangeLog
 from scenarios import flux_app_of_apps as flux_step3
 from scenarios import flux_tenancy
-from suites import flux_app_of_apps_checks, flux_checks, flux_rbac_checks, flux_repo_auth_checks
+from scenarios import step2_applications as myapp
+from suites import flux_app_of_apps_checks, flux_checks, flux_notifications_checks, flux_rbac_checks
+from suites import flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -220,3 +224,45 @@ def test_cross_namespace_check_fails_without_the_lockdown_flag(flux_tenant, flux
         testbed_handle.start_component("kustomize-controller")
     assert "Ready=True" in message or "EXISTS" in message, message
     assert "--no-cross-namespace-refs=true" in message and "applied what it must not" in message, message
+
+
+# ----- notifications, drift_alerts -----------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_notifications_checks.webhook_gets_event")
+def test_webhook_check_fails_when_the_alert_admits_errors_only(deploy_myapp_flux, flux_alerts, kube, target, waiter):
+    """The webhook's Alert has eventSeverity: error (to cut the noise): an applied commit is an
+    info event, so the webhook never hears of it."""
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app, webhook_severity="error")
+    since = time.time()
+    sha = myapp.commit_prod(app.repo, replicas=3)
+    message = fails_within(flux_notifications_checks.webhook_gets_event, waiter, kube, target, alerts, app,
+                           contains=(sha,), since=since, what="webhook alert", timeout=20, bound=20)
+    assert f"no event naming {app.name}" in message and "eventSeverity=error" in message, message
+    assert "For webhook errors, check endpoint accessibility" in message, message
+
+
+@pytest.mark.breaks("suites.flux_notifications_checks.slack_gets_event")
+def test_slack_check_fails_with_a_wrong_token(deploy_myapp_flux, flux_alerts, kube, target, waiter):
+    """The Slack Provider's Secret holds a token the Slack API does not accept: every post is
+    answered invalid_auth, and the check fails at once saying so."""
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app, slack_token="xoxb-not-the-bot-token")
+    since = time.time()
+    myapp.commit_prod(app.repo, replicas=-1)
+    message = fails_within(flux_notifications_checks.slack_gets_event, waiter, kube, target, alerts, app,
+                           contains=("replicas",), since=since, what="Slack alert", timeout=30, bound=30)
+    assert "invalid_auth" in message and "token is not accepted" in message, message
+    assert "test Slack token with curl" in message, message
+
+
+@pytest.mark.breaks("suites.flux_notifications_checks.drift_correction_is_alerted")
+def test_drift_alert_check_fails_when_the_kustomization_applies_hourly(deploy_myapp_flux, flux_alerts, kube, target,
+                                                                     waiter):
+    """spec.interval: 1h: the drift is not corrected within the bound, so no correction event
+    exists to alert on; the check says nothing arrived."""
+    app = deploy_myapp_flux(interval="1h")
+    alerts = flux_alerts(app)
+    message = fails_within(flux_notifications_checks.drift_correction_is_alerted, waiter, kube, target, alerts, app,
+                           timeout=20, bound=20)
+    assert f"Deployment/{app.namespace}/myapp configured" in message and "no event naming" in message, message
