@@ -210,6 +210,8 @@ ITEMS: tuple[Item, ...] = (
     ), flux=(
         Check("test_flux_drift_correction_is_alerted",
               "kustomize-controller's correction of a `kubectl scale` reaches the webhook through an Alert"),
+        Check("test_flux_replicas_left_to_the_cluster_do_not_drift",
+              "with spec.replicas left out of Git (an HPA's), a replica change survives the next apply"),
     )),
     Item("rbac", "RBAC enforces project-level access controls", 3, (
         Check("test_developer_can_get_but_not_sync", "the developer role can get but not sync"),

@@ -193,19 +193,35 @@ def connect_receiver(kube: Kube, flux: Flux, waiter: checks.Waiter, repo: GitRep
     return path
 
 
+def leave_replicas_to_the_cluster(repo: GitRepo) -> None:
+    """The Flux answer to the pitfall "Ignoring HPA-managed replicas": Git does not set
+    spec.replicas (neither the base nor the prod overlay), so kustomize-controller's server-side
+    apply never owns the field and leaves what an HPA (or `kubectl scale`) sets."""
+    base = repo.read_yaml("apps/myapp/base/deployment.yaml")[0]
+    base["spec"].pop("replicas", None)
+    repo.write_yaml("apps/myapp/base/deployment.yaml", base)
+    path = f"{myapp.PROD_PATH}/kustomization.yaml"
+    overlay = repo.read_yaml(path)[0]
+    overlay.pop("replicas", None)
+    repo.write_yaml(path, overlay)
+
+
 @pytest.fixture
 def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
                       git_repo: Callable[..., GitRepo], namespace: Callable[..., str], unique: Callable[[str], str],
                       target, settings, waiter: checks.Waiter) -> Callable[..., FluxApp]:
     """deploy_myapp_flux(**changes) -> FluxApp, applied at its first commit. `webhook=False`
     leaves the Receiver out (a self-test: then only the source's interval brings commits in);
-    `source_interval`, `interval` (the Kustomization's) and `prune` break the setup on purpose."""
+    `source_interval`, `interval` (the Kustomization's) and `prune` break the setup on purpose;
+    `replicas_in_git=False` leaves spec.replicas to the cluster (an HPA's)."""
 
     def make(*, webhook: bool = True, source_interval: str = SOURCE_INTERVAL, prune: bool = True,
-             interval: str = KUSTOMIZATION_INTERVAL) -> FluxApp:
+             interval: str = KUSTOMIZATION_INTERVAL, replicas_in_git: bool = True) -> FluxApp:
         repo = git_repo("myapp")
         ns = namespace("prod")
         myapp.write_layout(repo, ns)
+        if not replicas_in_git:
+            leave_replicas_to_the_cluster(repo)
         sha = repo.commit_and_push("Add myapp application manifests")
         name = unique("myapp")
         diagnostics.objects += [(GITREPOSITORY, name, ns), (KUSTOMIZATION, name, ns)]
@@ -219,10 +235,11 @@ def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Dia
         if webhook and not settings.no_webhook:
             diagnostics.objects.append((RECEIVER, name, ns))
             path = connect_receiver(kube, flux, waiter, repo, name, ns)
+        replicas = 5 if replicas_in_git else None
         waiter.until(
-            checks.all_of(applied_at(flux, name, ns, sha), deployment(kube, ns, "myapp", replicas=5)),
+            checks.all_of(applied_at(flux, name, ns, sha), deployment(kube, ns, "myapp", replicas=replicas)),
             timeout=FIRST_APPLY_TIMEOUT, what=f"first apply of Kustomization {ns}/{name} (procedure step 2)",
-            expected=f"Ready at {sha[:10]}, Deployment myapp with 5 replicas available in {ns}",
+            expected=f"Ready at {sha[:10]}, Deployment myapp with {replicas or 'its'} replicas available in {ns}",
             remediation=hints.ON_FAILURE[2])
         return FluxApp(name=name, namespace=ns, repo=repo, applied_revision=sha, webhook_path=path)
 

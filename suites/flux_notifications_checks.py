@@ -129,3 +129,38 @@ def drift_correction_is_alerted(waiter: checks.Waiter, kube: Kube, target, alert
     return webhook_gets_event(waiter, kube, target, alerts, app, contains=(f"Deployment/{app.namespace}/myapp configured",),
                               since=since, what=f"drift alert for `kubectl scale` of myapp in {app.namespace}",
                               timeout=timeout)
+
+
+REPLICAS_HOLD = 30.0
+RECONCILE_REQUESTED = "reconcile.fluxcd.io/requestedAt"  # what `flux reconcile kustomization` sets
+
+
+def replicas_left_to_the_cluster_stay(waiter: checks.Waiter, kube: Kube, flux, app: FluxApp, *,
+                                      timeout: float = REPLICAS_HOLD) -> str:
+    """The pitfall "Ignoring HPA-managed replicas", the Flux way: Git leaves spec.replicas out, so
+    a replica change (what an HPA does; here `kubectl scale --replicas=2`) is no drift. A
+    reconcile is requested (as `flux reconcile kustomization` does); once kustomize-controller
+    has handled it, Ready, the replicas must still be 2. Reverted is terminal."""
+    ns = app.namespace
+    kube.kubectl("-n", ns, "scale", "deployment/myapp", "--replicas=2")
+    requested = str(time.time())
+    kube.kubectl("-n", ns, "annotate", "--overwrite", KUSTOMIZATION, app.name, f"{RECONCILE_REQUESTED}={requested}")
+
+    def probe() -> Observation:
+        obj = kube.get(KUSTOMIZATION, app.name, ns) or {}
+        handled = (obj.get("status") or {}).get("lastHandledReconcileAt") == requested
+        ready = flux.ready_condition(KUSTOMIZATION, app.name, ns).get("status") == "True"
+        replicas = ((kube.get("deployment", "myapp", ns) or {}).get("spec") or {}).get("replicas")
+        seen = (f"deployment {ns}/myapp replicas={replicas}; Kustomization {app.name} "
+                f"{'handled' if handled else 'has not yet handled'} the reconcile request, Ready={ready}")
+        if replicas != 2:
+            return Observation.failed(seen, "the apply reverted the replica change: Git sets spec.replicas")
+        return Observation.ok(seen) if handled and ready else Observation.pending(seen)
+
+    return waiter.until(probe, timeout=timeout, what=f"replicas left to the cluster after `kubectl scale` in {ns}",
+                        expected="replicas still 2 after kustomize-controller applied the Kustomization again",
+                        remediation=hints.PITFALLS["hpa-replicas-not-ignored"] + " (Flux: leave spec.replicas out "
+                                    "of Git for a Deployment an HPA scales; the apply then never owns it.) "
+                                    + hints.ON_FAILURE[6],
+                        evidence=lambda: {"kustomization": kube.get_yaml(KUSTOMIZATION, app.name, ns),
+                                          "deployment": kube.get_yaml("deployment", "myapp", ns)}).observed

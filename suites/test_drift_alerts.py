@@ -37,3 +37,9 @@ def test_flux_drift_correction_is_alerted(deploy_myapp_flux, flux_alerts, kube, 
     app = deploy_myapp_flux()
     alerts = flux_alerts(app)
     record_metric("drift_to_alerted_s", flux_nc.drift_correction_is_alerted(waiter, kube, target, alerts, app))
+
+
+def test_flux_replicas_left_to_the_cluster_do_not_drift(deploy_myapp_flux, kube, flux, record_check, waiter):
+    app = deploy_myapp_flux(replicas_in_git=False)  # as for an HPA-managed Deployment
+    record_check("spec.replicas not in Git", "replicas kept after `kubectl scale` and a reconcile",
+                 flux_nc.replicas_left_to_the_cluster_stay(waiter, kube, flux, app), True)
