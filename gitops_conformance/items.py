@@ -133,6 +133,15 @@ ITEMS: tuple[Item, ...] = (
         Check("test_ssh_deploy_key_connection_is_successful", "a repository over SSH with a deploy key connects"),
         Check("test_wrong_token_is_refused_readably", "a wrong token is refused with an authentication error"),
         Check("test_unknown_host_key_is_refused_readably", "an unknown SSH host key is refused with a host-key error"),
+    ), flux=(
+        Check("test_flux_https_token_source_is_ready",
+              "a GitRepository over HTTPS with a token (and the server's CA) is Ready at the pushed commit"),
+        Check("test_flux_ssh_deploy_key_source_is_ready",
+              "a GitRepository over SSH with a deploy key and known_hosts is Ready at the pushed commit"),
+        Check("test_flux_wrong_token_is_refused_readably",
+              "a wrong token leaves the GitRepository Ready=False with an authentication error"),
+        Check("test_flux_unknown_host_key_is_refused_readably",
+              "a known_hosts without the server's key leaves it Ready=False with a host-key error"),
     )),
     Item("auto_sync", "Applications sync automatically from Git on commit", 2, (
         Check("test_declarative_app_syncs_image_tag_commit", "a commit of a new image tag ends Synced at that commit"),
@@ -165,6 +174,11 @@ ITEMS: tuple[Item, ...] = (
     Item("app_of_apps", "App-of-apps deploys multiple applications", 3, (
         Check("test_root_deploys_children_infra_first", "the root creates every child, infra Healthy before apps start"),
         Check("test_children_follow_git", "a child added in Git appears; one removed is pruned"),
+    ), flux_title="Kustomizations of Kustomizations deploy multiple applications", flux=(
+        Check("test_flux_root_deploys_children_infra_first",
+              "the root creates every child Kustomization, each Ready; infra Ready before apps' objects exist "
+              "(dependsOn)"),
+        Check("test_flux_children_follow_git", "a child added in Git appears; one removed is pruned with its objects"),
     )),
     Item("image_promotion", "Image Updater promotes new images by tag pattern", 4, (
         Check("test_semver_promotes_highest_stable_tag_via_git",
@@ -185,16 +199,30 @@ ITEMS: tuple[Item, ...] = (
               "on-deployed reaches the webhook once per revision"),
         Check("test_failed_sync_is_reported_to_slack", "on-sync-failed reaches the Slack API"),
         Check("test_template_notify_delivers_on_demand", "`argocd admin notifications template notify` delivers"),
+    ), flux_title="Notifications on Kustomization events (Provider + Alert)", flux=(
+        Check("test_flux_applied_commit_is_announced_to_the_webhook",
+              "an applied commit reaches a generic webhook Provider, with its Authorization header"),
+        Check("test_flux_failed_apply_is_reported_to_slack", "a failed apply reaches the Slack API (slack Provider)"),
     )),
     Item("drift_alerts", "Drift detection alerts on out-of-band changes", 6, (
         Check("test_out_of_band_change_is_detected_and_alerted", "an out-of-band change is OutOfSync and alerted"),
         Check("test_ignored_replicas_do_not_drift", "ignored /spec/replicas do not drift"),
+    ), flux=(
+        Check("test_flux_drift_correction_is_alerted",
+              "kustomize-controller's correction of a `kubectl scale` reaches the webhook through an Alert"),
+        Check("test_flux_replicas_left_to_the_cluster_do_not_drift",
+              "with spec.replicas left out of Git (an HPA's), a replica change survives the next apply"),
     )),
     Item("rbac", "RBAC enforces project-level access controls", 3, (
         Check("test_developer_can_get_but_not_sync", "the developer role can get but not sync"),
         Check("test_deployer_can_sync", "the deployer role can sync"),
         Check("test_destination_outside_project_is_refused", "a destination outside prod-* is refused"),
         Check("test_repo_outside_source_repos_is_refused", "a repository outside sourceRepos is refused"),
+    ), flux_title="Multi-tenancy: tenant Kustomizations confined to their namespace and sources", flux=(
+        Check("test_flux_tenant_cannot_create_outside_its_namespace",
+              "a Kustomization with serviceAccountName applies in its namespace and is forbidden outside it"),
+        Check("test_flux_cross_namespace_source_is_refused",
+              "a sourceRef to another namespace's GitRepository is refused (--no-cross-namespace-refs)"),
     )),
     Item("pitfalls", "The Common Pitfalls audit of a GitOps repository (--audit-repo)", 2, (
         Check("test_gitops_repository_has_no_error_findings", "the repository has no error-severity finding"),

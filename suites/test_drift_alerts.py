@@ -11,6 +11,7 @@ import pytest
 from scenarios import step2_applications as step2
 from scenarios.step6_notifications import IGNORE_REPLICAS
 from suites import drift_alerts_checks
+from suites import flux_notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("drift_alerts")
 
@@ -31,3 +32,17 @@ def test_ignored_replicas_do_not_drift(deploy_myapp, kube, argocd, record_check,
     step2.drift(kube, app.namespace, "hpa-scale")
     record_check("ignoreDifferences /spec/replicas", "Synced and replicas kept after kubectl scale",
                  drift_alerts_checks.ignored_replicas_stay_synced(waiter, kube, argocd, app), True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_drift_correction_is_alerted(deploy_myapp_flux, flux_alerts, kube, target, record_metric, waiter):
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app)
+    record_metric("drift_to_alerted_s", flux_nc.drift_correction_is_alerted(waiter, kube, target, alerts, app))
+
+
+def test_flux_replicas_left_to_the_cluster_do_not_drift(deploy_myapp_flux, kube, flux, record_check, waiter):
+    app = deploy_myapp_flux(replicas_in_git=False)  # as for an HPA-managed Deployment
+    record_check("spec.replicas not in Git", "replicas kept after `kubectl scale` and a reconcile",
+                 flux_nc.replicas_left_to_the_cluster_stay(waiter, kube, flux, app), True)

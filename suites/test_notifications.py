@@ -2,14 +2,18 @@
 
 Merges its keys into the shared argocd-notifications-cm/-secret (restored at teardown); the
 procedure's Slack keys are the same for every test, so the Slack tests share one xdist group.
+The Flux tests change nothing shared: their Providers and Alerts live in the test's namespace.
 """
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from scenarios import step2_applications as step2
 from scenarios.step6_notifications import FAST_FAIL
 from suites import auto_sync_checks, notifications_checks as nc
+from suites import flux_notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("notifications")
 
@@ -43,3 +47,28 @@ def test_template_notify_delivers_on_demand(slack_notifications, deploy_myapp, k
     app = deploy_myapp()
     _, latency = nc.template_notify(waiter, kube, argocd, target, n, app.name)
     record_metric("command_to_notified_s", latency)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_applied_commit_is_announced_to_the_webhook(deploy_myapp_flux, flux_alerts, kube, target, record_metric,
+                                                         waiter):
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app)
+    since = time.time()
+    sha = step2.commit_prod(app.repo, replicas=3)
+    record_metric("event_to_notified_s", flux_nc.webhook_gets_event(
+        waiter, kube, target, alerts, app, contains=(sha,), since=since,
+        what=f"webhook alert of Kustomization {app.name} applying {sha[:10]}"))
+
+
+def test_flux_failed_apply_is_reported_to_slack(deploy_myapp_flux, flux_alerts, kube, target, record_metric, waiter):
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app)
+    if not alerts.slack_token:
+        pytest.skip("no Slack token: the receiver has none and GITOPS_CONFORMANCE_SLACK_TOKEN is unset")
+    since = time.time()
+    step2.commit_prod(app.repo, replicas=-1)  # the API server refuses it: the apply fails
+    record_metric("event_to_notified_s", flux_nc.slack_gets_event(
+        waiter, kube, target, alerts, app, contains=("replicas",), since=since,
+        what=f"Slack alert of Kustomization {app.name} failing to apply replicas=-1"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from scenarios import flux_tenancy as fluxs_tenancy
 from scenarios import step1_install as step1
 from scenarios import step2_applications as step2
-from suites import rbac_checks
+from suites import flux_rbac_checks, rbac_checks
 from scenarios import step3_app_of_apps as step3
 
 pytestmark = pytest.mark.validation("rbac")
@@ -50,3 +51,20 @@ def test_repo_outside_source_repos_is_refused(production, argocd, kube, git_repo
     seen = rbac_checks.create_is_refused(result, "an Application from a repo not in sourceRepos",
                                          "is not permitted in project")
     record_check("repo outside sourceRepos", "refused by the project", seen, True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def test_flux_tenant_cannot_create_outside_its_namespace(flux_tenant, flux, kube, record_check, waiter):
+    tenant = flux_tenant()
+    own = tenant.add_kustomization(fluxs_tenancy.OWN_PATH)
+    outside = tenant.add_kustomization(fluxs_tenancy.OUTSIDE_PATH)
+    seen = flux_rbac_checks.tenant_is_confined(waiter, flux, kube, tenant, own, outside)
+    record_check("tenant confined to its namespace", "own namespace applied; another refused (forbidden)", seen, True)
+
+
+def test_flux_cross_namespace_source_is_refused(flux_tenant, flux, kube, record_check, waiter):
+    tenant = flux_tenant()
+    name = tenant.add_kustomization(fluxs_tenancy.OWN_PATH, source_namespace=tenant.platform_namespace)
+    seen = flux_rbac_checks.cross_namespace_source_is_refused(waiter, flux, kube, tenant, name)
+    record_check("cross-namespace sourceRef", "refused (AccessDenied)", seen, True)

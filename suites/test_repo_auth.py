@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from scenarios import flux as fluxs
 from scenarios import step1_install as step1
-from suites import repo_auth_checks
+from suites import flux_repo_auth_checks, repo_auth_checks
 
 pytestmark = pytest.mark.validation("repo_auth")
 
@@ -54,3 +55,53 @@ def test_unknown_host_key_is_refused_readably(git_repo, argocd, kube, target, tr
     seen = repo_auth_checks.add_is_refused(result, "argocd repo add over SSH with an unknown host key",
                                            ("host key", "knownhosts", "known_hosts", "key is unknown"))
     record_check("unknown host key", "refused with a host-key error", seen, True)
+
+
+# ----- Flux (--engine flux) ------------------------------------------------------------------
+
+def _flux_repo(git_repo, prefix: str):
+    repo = git_repo(prefix)
+    repo.write("README.md", "gitops\n")
+    return repo, repo.commit_and_push("init")
+
+
+def test_flux_https_token_source_is_ready(git_repo, flux, flux_git_source, target, record_check, waiter):
+    repo, sha = _flux_repo(git_repo, "auth-https")
+    source = flux_git_source(fluxs.https_url(repo, target.git.https_base_url), "HTTPS with a token",
+                             lambda name, ns: fluxs.auth_secret(name, ns, repo.username, repo.token,
+                                                                target.git.https_ca_pem))
+    seen = flux_repo_auth_checks.source_is_ready(waiter, flux, source, sha)
+    record_check("https token GitRepository", f"Ready at {sha[:10]}", seen, True)
+
+
+@pytest.mark.xdist_group('ssh-known-hosts')  # deploy_key's group (fixtures.parallel)
+def test_flux_ssh_deploy_key_source_is_ready(git_repo, flux, flux_git_source, target, deploy_key, record_check,
+                                             waiter):
+    repo, sha = _flux_repo(git_repo, "auth-ssh")
+    key, url = deploy_key(repo)
+    source = flux_git_source(url, "SSH with a deploy key",
+                             lambda name, ns: fluxs.ssh_auth_secret(name, ns, key.read_text(),
+                                                                    target.git.ssh_known_hosts))
+    seen = flux_repo_auth_checks.source_is_ready(waiter, flux, source, sha)
+    record_check("ssh deploy key GitRepository", f"Ready at {sha[:10]}", seen, True)
+
+
+def test_flux_wrong_token_is_refused_readably(git_repo, flux, flux_git_source, target, record_check, waiter):
+    repo, _ = _flux_repo(git_repo, "auth-bad")
+    source = flux_git_source(fluxs.https_url(repo, target.git.https_base_url), "HTTPS with a wrong token",
+                             lambda name, ns: fluxs.auth_secret(name, ns, repo.username, "not-the-token-0000",
+                                                                target.git.https_ca_pem))
+    seen = flux_repo_auth_checks.source_is_refused(waiter, flux, source, fluxs.AUTH_REFUSED)
+    record_check("wrong token", "Ready=False with an authentication error", seen, True)
+
+
+@pytest.mark.xdist_group('ssh-known-hosts')  # deploy_key's group (fixtures.parallel)
+def test_flux_unknown_host_key_is_refused_readably(git_repo, flux, flux_git_source, deploy_key, record_check,
+                                                   waiter, tmp_path):
+    repo, _ = _flux_repo(git_repo, "auth-hostkey")
+    key, url = deploy_key(repo)
+    known_hosts = fluxs.known_hosts_of_another_host(tmp_path)  # the Git server's key is not among them
+    source = flux_git_source(url, "SSH with an unknown host key",
+                             lambda name, ns: fluxs.ssh_auth_secret(name, ns, key.read_text(), known_hosts))
+    seen = flux_repo_auth_checks.source_is_refused(waiter, flux, source, fluxs.HOST_KEY_REFUSED)
+    record_check("unknown host key", "Ready=False with a host-key error", seen, True)

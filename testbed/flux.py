@@ -73,9 +73,14 @@ def source_controller(lay: Layout) -> ProcessSpec:
     return _spec(lay, "source-controller", env, argv)
 
 
-def kustomize_controller(lay: Layout) -> ProcessSpec:
+def kustomize_controller(lay: Layout, *, no_cross_namespace_refs: bool = True) -> ProcessSpec:
+    """--no-cross-namespace-refs=true: Flux's multi-tenancy lockdown (the flux2-multi-tenancy
+    setup patches it onto kustomize-controller), which a hardened user setup runs with: a
+    Kustomization may only use a source in its own namespace. The rbac item checks it;
+    `no_cross_namespace_refs=False` is the self-test running without it."""
     env, argv = _common(lay, "kustomize-controller")
-    argv += [f"--events-addr={events_url(lay)}"]
+    argv += [f"--events-addr={events_url(lay)}",
+             f"--no-cross-namespace-refs={str(no_cross_namespace_refs).lower()}"]
     return _spec(lay, "kustomize-controller", env, argv)
 
 

@@ -5,10 +5,18 @@ FAILS within its bound, naming the cause. Local testbed started with --engine fl
 test stops a controller and one deletes a CRD; both are restored."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fixtures.flux import RECEIVER
-from suites import flux_checks
+from scenarios import flux as fluxs
+from fixtures.changes import ChangeLog
+from scenarios import flux_app_of_apps as flux_step3
+from scenarios import flux_tenancy
+from scenarios import step2_applications as myapp
+from suites import flux_app_of_apps_checks, flux_checks, flux_notifications_checks, flux_rbac_checks
+from suites import flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -88,3 +96,184 @@ def test_prune_check_fails_with_prune_off(deploy_myapp_flux, kube, flux, waiter)
     message = fails_within(flux_checks.removed_manifest_is_pruned, waiter, kube, flux, app, timeout=20, bound=20)
     assert "myapp still exists" in message and "spec.prune=false" in message and "Applied revision" in message, message
     assert "Automatic prune disabled" in message, message
+
+
+# ----- repo_auth -----------------------------------------------------------------------------
+
+def _pushed_repo(git_repo, prefix: str):
+    repo = git_repo(prefix)
+    repo.write("README.md", "gitops\n")
+    return repo, repo.commit_and_push("init")
+
+
+@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_ready")
+def test_source_ready_check_fails_when_the_key_is_not_a_deploy_key(git_repo, git_host, flux, flux_git_source,
+                                                                   target, waiter, tmp_path):
+    """The procedure's failure: the SSH key was never added to the repository's deploy keys.
+    The Git server refuses it; the check fails at once with Flux's message and the hint."""
+    from fixtures.peers import generate_keypair
+
+    repo, sha = _pushed_repo(git_repo, "auth-nokey")
+    key, _ = generate_keypair(tmp_path, "not-a-deploy-key")
+    source = flux_git_source(git_host.ssh_url(repo.url), "SSH with a key that is no deploy key",
+                             lambda name, ns: fluxs.ssh_auth_secret(name, ns, key.read_text(),
+                                                                    target.git.ssh_known_hosts))
+    message = fails_within(flux_repo_auth_checks.source_is_ready, waiter, flux, source, sha, timeout=30, bound=30)
+    assert "Ready=False" in message and "unable to authenticate" in message, message
+    assert "SSH key added to deploy keys" in message and "spec.secretRef" in message, message
+
+
+@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_refused")
+def test_refusal_check_fails_when_the_credentials_are_right(git_repo, flux, flux_git_source, target, waiter):
+    """The "wrong" token is the right one: the GitRepository connects, and the refusal check
+    fails saying the credentials were accepted."""
+    repo, _ = _pushed_repo(git_repo, "auth-right")
+    source = flux_git_source(fluxs.https_url(repo, target.git.https_base_url), "HTTPS with the right token",
+                             lambda name, ns: fluxs.auth_secret(name, ns, repo.username, repo.token,
+                                                                target.git.https_ca_pem))
+    message = fails_within(flux_repo_auth_checks.source_is_refused, waiter, flux, source, fluxs.AUTH_REFUSED,
+                           timeout=30, bound=30)
+    assert "Ready=True" in message and "fetched with credentials that should be refused" in message, message
+    assert "verify token has repo access" in message, message
+
+
+# ----- app_of_apps ---------------------------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.children_become_ready")
+def test_children_check_fails_when_infra_points_at_a_missing_path(deploy_flux_app_of_apps, flux, kube, waiter):
+    """The infra child names a directory that is not in Git: it fails to build, apps waits on
+    it forever; the check fails within its bound with Flux's message."""
+    layout = deploy_flux_app_of_apps(infra_path="infrastructure-typo")
+    layout.create_root()
+    message = fails_within(flux_app_of_apps_checks.children_become_ready, waiter, flux, kube, layout,
+                           timeout=40, bound=40)
+    assert "infrastructure-typo" in message and "not found" in message, message
+    assert "For missing child apps, check root app status" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.dependency_order_holds")
+def test_order_check_fails_without_depends_on(deploy_flux_app_of_apps, flux, kube, waiter):
+    """The pitfall "No sync waves": apps has no dependsOn, so kustomize-controller applies it
+    while infra is still becoming healthy; the watch shows apps' objects created first."""
+    layout = deploy_flux_app_of_apps(depends_on=False)
+    with ChangeLog(kube, layout.namespace, kinds=("Kustomization", "Deployment", "Service")) as log:
+        layout.create_root()
+        flux_app_of_apps_checks.children_become_ready(waiter, flux, kube, layout)
+    message = fails_within(flux_app_of_apps_checks.dependency_order_holds, kube, flux, layout, log, bound=5)
+    assert f"before {layout.infra} was Ready" in message, message
+    assert "No sync waves" in message and "dependsOn" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_appears")
+def test_child_check_fails_when_the_child_is_outside_the_root_path(deploy_flux_app_of_apps, flux, kube, unique,
+                                                                  waiter):
+    """A child committed under clusters/staging/, which the root does not read: never created."""
+    layout = deploy_flux_app_of_apps()
+    layout.create_root()
+    extra = unique("extra")
+    flux_step3.add_extra_child(layout.repo, layout, extra, where="clusters/staging")
+    sha = layout.repo.commit_and_push(f"Add child {extra} outside the root path")
+    message = fails_within(flux_app_of_apps_checks.child_appears, waiter, flux, kube, layout, extra, sha,
+                           timeout=20, bound=20)
+    assert f"Kustomization {extra} does not exist" in message and "For missing child apps" in message, message
+
+
+@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_pruned")
+def test_child_prune_check_fails_with_root_prune_off(deploy_flux_app_of_apps, flux, kube, unique, waiter):
+    """The root has `prune: false`: a child removed from Git stays, and so does what it deployed."""
+    layout = deploy_flux_app_of_apps(prune=False)
+    layout.create_root()
+    extra = unique("extra")
+    path = flux_step3.add_extra_child(layout.repo, layout, extra)
+    sha = layout.repo.commit_and_push(f"Add child {extra}")
+    flux_app_of_apps_checks.child_appears(waiter, flux, kube, layout, extra, sha)
+    layout.repo.delete(path)
+    layout.repo.commit_and_push(f"Remove child {extra}")
+    message = fails_within(flux_app_of_apps_checks.child_pruned, waiter, flux, kube, layout, extra,
+                           timeout=20, bound=20)
+    assert "root spec.prune=false" in message and "Automatic prune disabled" in message, message
+
+
+# ----- rbac (multi-tenancy) ------------------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_rbac_checks.tenant_is_confined")
+def test_tenancy_check_fails_without_service_account(flux_tenant, flux, kube, waiter):
+    """The tenant's Kustomizations carry no serviceAccountName (and the controller has no
+    --default-service-account): they apply with kustomize-controller's own rights, and the
+    ConfigMap lands in the platform namespace."""
+    tenant = flux_tenant(service_account=False)
+    own = tenant.add_kustomization(flux_tenancy.OWN_PATH)
+    outside = tenant.add_kustomization(flux_tenancy.OUTSIDE_PATH)
+    message = fails_within(flux_rbac_checks.tenant_is_confined, waiter, flux, kube, tenant, own, outside,
+                           timeout=30, bound=30)
+    assert f"ConfigMap {tenant.platform_namespace}/{flux_tenancy.CONFIGMAP} EXISTS" in message, message
+    assert "serviceAccountName" in message and "For project permission errors" in message, message
+
+
+@pytest.mark.breaks("suites.flux_rbac_checks.cross_namespace_source_is_refused")
+def test_cross_namespace_check_fails_without_the_lockdown_flag(flux_tenant, flux, kube, testbed_handle, waiter):
+    """kustomize-controller restarted without --no-cross-namespace-refs (Flux's default): the
+    tenant's Kustomization uses the platform namespace's GitRepository and applies."""
+    testbed_handle.start_component("kustomize-controller", no_cross_namespace_refs=False)
+    try:
+        tenant = flux_tenant()
+        name = tenant.add_kustomization(flux_tenancy.OWN_PATH, source_namespace=tenant.platform_namespace)
+        message = fails_within(flux_rbac_checks.cross_namespace_source_is_refused, waiter, flux, kube, tenant, name,
+                               timeout=30, bound=30)
+    finally:
+        testbed_handle.start_component("kustomize-controller")
+    assert "Ready=True" in message or "EXISTS" in message, message
+    assert "--no-cross-namespace-refs=true" in message and "applied what it must not" in message, message
+
+
+# ----- notifications, drift_alerts -----------------------------------------------------------
+
+@pytest.mark.breaks("suites.flux_notifications_checks.webhook_gets_event")
+def test_webhook_check_fails_when_the_alert_admits_errors_only(deploy_myapp_flux, flux_alerts, kube, target, waiter):
+    """The webhook's Alert has eventSeverity: error (to cut the noise): an applied commit is an
+    info event, so the webhook never hears of it."""
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app, webhook_severity="error")
+    since = time.time()
+    sha = myapp.commit_prod(app.repo, replicas=3)
+    message = fails_within(flux_notifications_checks.webhook_gets_event, waiter, kube, target, alerts, app,
+                           contains=(sha,), since=since, what="webhook alert", timeout=20, bound=20)
+    assert f"no event naming {app.name}" in message and "eventSeverity=error" in message, message
+    assert "For webhook errors, check endpoint accessibility" in message, message
+
+
+@pytest.mark.breaks("suites.flux_notifications_checks.slack_gets_event")
+def test_slack_check_fails_with_a_wrong_token(deploy_myapp_flux, flux_alerts, kube, target, waiter):
+    """The Slack Provider's Secret holds a token the Slack API does not accept: every post is
+    answered invalid_auth, and the check fails at once saying so."""
+    app = deploy_myapp_flux()
+    alerts = flux_alerts(app, slack_token="xoxb-not-the-bot-token")
+    since = time.time()
+    myapp.commit_prod(app.repo, replicas=-1)
+    message = fails_within(flux_notifications_checks.slack_gets_event, waiter, kube, target, alerts, app,
+                           contains=("replicas",), since=since, what="Slack alert", timeout=30, bound=30)
+    assert "invalid_auth" in message and "token is not accepted" in message, message
+    assert "test Slack token with curl" in message, message
+
+
+@pytest.mark.breaks("suites.flux_notifications_checks.drift_correction_is_alerted")
+def test_drift_alert_check_fails_when_the_kustomization_applies_hourly(deploy_myapp_flux, flux_alerts, kube, target,
+                                                                     waiter):
+    """spec.interval: 1h: the drift is not corrected within the bound, so no correction event
+    exists to alert on; the check says nothing arrived."""
+    app = deploy_myapp_flux(interval="1h")
+    alerts = flux_alerts(app)
+    message = fails_within(flux_notifications_checks.drift_correction_is_alerted, waiter, kube, target, alerts, app,
+                           timeout=20, bound=20)
+    assert f"Deployment/{app.namespace}/myapp configured" in message and "no event naming" in message, message
+
+
+@pytest.mark.breaks("suites.flux_notifications_checks.replicas_left_to_the_cluster_stay")
+def test_replicas_check_fails_when_git_sets_replicas(deploy_myapp_flux, kube, flux, waiter):
+    """The pitfall itself: Git sets spec.replicas (5), so the next apply takes the HPA's (here
+    kubectl's) 2 back; the check fails naming the field and quoting the pitfall."""
+    app = deploy_myapp_flux()  # replicas in Git
+    message = fails_within(flux_notifications_checks.replicas_left_to_the_cluster_stay, waiter, kube, flux, app,
+                           timeout=30, bound=30)
+    assert "replicas=5" in message and "Git sets spec.replicas" in message, message
+    assert "Ignoring HPA-managed replicas" in message, message
