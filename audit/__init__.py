@@ -1,6 +1,6 @@
 """The Common Pitfalls audit: static analysis of a GitOps repository, no cluster needed.
 
-    from audit import audit
+    from gitops_conformance.audit import audit
     report = audit("path/to/repo")      # loader -> rules -> report
     print(report.to_text()); sys.exit(report.exit_code)
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from audit import loader, rules
-from audit.report import Report
+from gitops_conformance.audit import loader, rules
+from gitops_conformance.audit.report import Report
 
 __all__ = ["audit", "Report"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from audit.model import Doc, as_list
+from gitops_conformance.audit.model import Doc, as_list
 
 API_GROUP = "argoproj.io"
 IMAGE_UPDATER_GROUP = "argocd-image-updater.argoproj.io"

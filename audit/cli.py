@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from audit import audit, loader
+from gitops_conformance.audit import audit, loader
 
 INTERNAL_ERROR = 3
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from audit.model import as_list, kind_is_read, norm
-from audit.yamlparse import LimitExceeded, load_all
+from gitops_conformance.audit.model import as_list, kind_is_read, norm
+from gitops_conformance.audit.yamlparse import LimitExceeded, load_all
 
 KUSTOMIZE_VERSION = "v5.8.1"
 CACHED_KUSTOMIZE = Path.home() / ".cache" / "gitops-conformance" / "bin" / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"

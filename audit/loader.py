@@ -19,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from audit import kustomize as kz
-from audit.kustomize import CACHED_KUSTOMIZE, KUSTOMIZATION_FILES, Kustomization, find_kustomize
-from audit.masking import MAX_SECRET_FILE, generator_values, secret_values
-from audit.model import ERROR, WARNING, Doc, Finding, Repo, is_rule_subject, kind_is_read, norm
-from audit.yamlparse import parse_yaml
+from gitops_conformance.audit import kustomize as kz
+from gitops_conformance.audit.kustomize import CACHED_KUSTOMIZE, KUSTOMIZATION_FILES, Kustomization, find_kustomize
+from gitops_conformance.audit.masking import MAX_SECRET_FILE, generator_values, secret_values
+from gitops_conformance.audit.model import ERROR, WARNING, Doc, Finding, Repo, is_rule_subject, kind_is_read, norm
+from gitops_conformance.audit.yamlparse import parse_yaml
 
 __all__ = ["AUTO", "CACHED_KUSTOMIZE", "find_kustomize", "load"]
 

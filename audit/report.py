@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from audit.masking import MASK, Masker
-from audit.model import ERROR, WARNING, Finding
+from gitops_conformance.audit.masking import MASK, Masker
+from gitops_conformance.audit.model import ERROR, WARNING, Finding
 
 __all__ = ["MASK", "Report", "TOOL_OUTPUT_RULES"]
 

@@ -49,10 +49,10 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, selected,
+from gitops_conformance.audit.argo import (API_GROUP, IMAGE_UPDATER_GROUP, automated, deployable, dig, is_kind, selected,
                         sources, sync_options, template, templated, tracked_branches, unknown)
 from gitops_conformance.items import PITFALLS
-from audit.model import ERROR, WARNING, Doc, Finding, Repo, as_list, is_under, norm
+from gitops_conformance.audit.model import ERROR, WARNING, Doc, Finding, Repo, as_list, is_under, norm
 
 # The concrete fix the audit recommends for each Common Pitfall (the procedure's own words for
 # each are in the item contract, gitops_conformance.items.PITFALLS).

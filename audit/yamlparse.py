@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from audit.model import ERROR, WARNING, Finding
+from gitops_conformance.audit.model import ERROR, WARNING, Finding
 
 try:
     _Loader = yaml.CSafeLoader

@@ -2,7 +2,7 @@
 
     python -m benchmarks.audit_bench PATH [--runs 3] [--no-kustomize]
 
-Each run is a fresh `python -m audit.cli audit PATH --format json` process (imports, walk, parse,
+Each run is a fresh `python -m gitops_conformance.audit.cli audit PATH --format json` process (imports, walk, parse,
 kustomize builds, rules, report); the figure is its wall time, median over the runs, with the
 process's CPU time (children included: kustomize) and the machine's load average, which on a
 shared machine says how far wall time is from what an idle one would give. Target (issue 10):
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_once(path: Path, no_kustomize: bool) -> tuple[float, float, dict]:
-    argv = [sys.executable, "-m", "audit.cli", "audit", str(path), "--format", "json"]
+    argv = [sys.executable, "-m", "gitops_conformance.audit.cli", "audit", str(path), "--format", "json"]
     if no_kustomize:
         argv += ["--kustomize", "/nonexistent/kustomize"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -8,9 +8,9 @@ import json
 import os
 import time
 
-from fixtures.changes import ChangeLog
-from scenarios import step2_applications as step2
-from suites import auto_sync_checks
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import auto_sync_checks
 
 SETTLE = 1.0  # seconds to keep watching after the check returned: late events still arrive
 

@@ -34,8 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from testbed.images import build, oci  # noqa: E402
-from testbed.images.spec import all_specs  # noqa: E402
+from gitops_conformance.testbed.images import build, oci  # noqa: E402
+from gitops_conformance.testbed.images.spec import all_specs  # noqa: E402
 
 
 def _timed_build(specs: list[str]) -> tuple[float, dict[str, float], list[dict], list[str]]:

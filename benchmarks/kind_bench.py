@@ -29,8 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from testbed import versions  # noqa: E402
-from testbed.kind import cluster, docker, lifecycle, nodeimage, timings  # noqa: E402
+from gitops_conformance.testbed import versions  # noqa: E402
+from gitops_conformance.testbed.kind import cluster, docker, lifecycle, nodeimage, timings  # noqa: E402
 
 
 def _used_mib() -> float:

@@ -26,8 +26,9 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.kind_bench import _used_mib  # noqa: E402
 from benchmarks.warm import report_outcome  # noqa: E402
-from testbed import versions  # noqa: E402
-from testbed.kind import certify_cluster, lifecycle  # noqa: E402
+from gitops_conformance.testbed import versions  # noqa: E402
+from gitops_conformance import certify_cluster
+from gitops_conformance.testbed.kind import lifecycle  # noqa: E402
 
 
 class PeakMemory:

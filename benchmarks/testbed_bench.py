@@ -32,8 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from testbed import versions  # noqa: E402
-from testbed.stack import Testbed  # noqa: E402
+from gitops_conformance.testbed import versions  # noqa: E402
+from gitops_conformance.testbed.stack import Testbed  # noqa: E402
 
 
 def _proc_table() -> dict[int, tuple[int, int, int, str]]:

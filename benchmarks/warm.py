@@ -43,7 +43,7 @@ def report_outcome(report_dir: Path | str) -> str | None:
 @contextlib.contextmanager
 def warm_testbed(given: Path | None, prefix: str) -> Iterator[Path]:
     """The state dir of a running testbed: `given` as it is, else one started now and stopped after."""
-    from testbed.stack import Testbed
+    from gitops_conformance.testbed.stack import Testbed
 
     state = given or Path(tempfile.mkdtemp(prefix=prefix))
     tb = Testbed(state, out=lambda line: None)

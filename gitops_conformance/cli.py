@@ -18,14 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from audit import cli as audit_cli
+from gitops_conformance.audit import cli as audit_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _testbed(args: argparse.Namespace) -> int:
-    from testbed import build
-    from testbed.stack import Testbed, TestbedError
+    from gitops_conformance.testbed import build
+    from gitops_conformance.testbed.stack import Testbed, TestbedError
 
     if args.action == "build":
         return build.build_all(args.components or None, force=args.force, engine=args.engine)
@@ -69,9 +69,9 @@ def _testbed(args: argparse.Namespace) -> int:
 
 
 def _kind(args: argparse.Namespace) -> int:
-    from testbed.build import BuildError
-    from testbed.kind import cluster, docker, nodeimage
-    from testbed.kind.rootfs import RootfsError
+    from gitops_conformance.testbed.build import BuildError
+    from gitops_conformance.testbed.kind import cluster, docker, nodeimage
+    from gitops_conformance.testbed.kind.rootfs import RootfsError
 
     if args.action == "kind-config":
         print(cluster.render(nodeimage.node_image_name()), end="")
@@ -86,7 +86,7 @@ def _kind(args: argparse.Namespace) -> int:
 
 def _images(args: argparse.Namespace) -> int:
     """Build the image archives (cached), optionally load them into a kind cluster."""
-    from testbed.images import build as images, kind
+    from gitops_conformance.testbed.images import build as images, kind
 
     if args.list:
         for name, spec in images.all_specs().items():
@@ -129,13 +129,15 @@ def _certify(args: argparse.Namespace, rest: list[str]) -> int:
     items, a `-m`/`-k` subset) or this run wrote no report; 0 only when CERTIFIED (with
     or without warnings, which are printed).
     """
-    from fixtures.results import DEFAULT_REPORT_DIR, REPORT_OUTPUTS
-    from fixtures.verdict import CERTIFIED, CERTIFIED_WITH_WARNINGS
+    from gitops_conformance.fixtures.results import DEFAULT_REPORT_DIR, REPORT_OUTPUTS
+    from gitops_conformance.fixtures.verdict import CERTIFIED, CERTIFIED_WITH_WARNINGS
 
     report_dir = Path(args.report_dir) if args.report_dir else REPO_ROOT / DEFAULT_REPORT_DIR
     for name in REPORT_OUTPUTS:  # a stale verdict must never be printed as this run's
         (report_dir / name).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "suites"), "--report-dir", str(report_dir), *rest]
+    # -p: the suite's plugins are asked for explicitly (the pytest11 entry point is inert otherwise)
+    cmd = [sys.executable, "-m", "pytest", "-p", "gitops_conformance.plugin", str(REPO_ROOT / "suites"),
+           "--report-dir", str(report_dir), *rest]
     code = subprocess.call(cmd, cwd=REPO_ROOT)
     result = report_dir / "conformance.json"
     if not result.exists():

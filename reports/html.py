@@ -13,7 +13,7 @@ import re
 from html import escape
 from typing import Any, Iterable
 
-from fixtures.redact import redact
+from gitops_conformance.redact import redact
 from gitops_conformance.items import BY_ID
 
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "warn": "WARN",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fixtures.redact import redact
-from reports.html import NOT_PASSING, _title, ordered_reasons
+from gitops_conformance.redact import redact
+from gitops_conformance.reports.html import NOT_PASSING, _title, ordered_reasons
 
 ICON = {"pass": "✅", "fail": "❌", "error": "💥", "warn": "⚠️", "incomplete": "🧩", "not_run": "⏭️"}
 CELL_LIMIT = 300  # characters of free text per table cell / bullet

@@ -1,10 +1,10 @@
 """Render a report dir's conformance.json into report.html, summary.md and the archive.
 
-    python -m reports.render DIR     re-render DIR/conformance.json (prints the paths)
+    python -m gitops_conformance.reports.render DIR     re-render DIR/conformance.json (prints the paths)
 
 The results plugin calls render_all(report_dir) at session end, right after it
 wrote conformance.json and junit.xml. Everything shown goes through
-fixtures.redact.redact() once more (the json and evidence files were redacted
+gitops_conformance.redact.redact() once more (the json and evidence files were redacted
 when written; this pass also runs in a fresh process, where only the patterns
 apply), and evidence files are read only from inside <report-dir>/evidence/.
 """
@@ -16,8 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from fixtures.redact import redact
-from reports import archive, html, markdown
+from gitops_conformance.redact import redact
+from gitops_conformance.reports import archive, html, markdown
 
 REPORT_JSON = "conformance.json"
 HTML_NAME = "report.html"

@@ -14,13 +14,15 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, names, redact
-from fixtures.cleanup import Tracker
-from fixtures.flux import GITREPOSITORY, KUSTOMIZATION, KUSTOMIZE, NOTIFICATION, RECEIVER, SOURCE, Flux
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
-from fixtures.probes import deployment
+from gitops_conformance import redact
+from gitops_conformance.fixtures import checks, hints, names
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.flux import (GITREPOSITORY, KUSTOMIZATION, KUSTOMIZE, NOTIFICATION, RECEIVER,
+                                              SOURCE, Flux)
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.plugin import Diagnostics
+from gitops_conformance.fixtures.probes import deployment
 
 from . import step2_applications as myapp
 
@@ -73,7 +75,7 @@ HOST_KEY_REFUSED = ("knownhosts", "host key", "key is unknown", "key mismatch")
 def known_hosts_of_another_host(directory) -> str:
     """A known_hosts that trusts some other host's key (a fresh one): the Git server's host key
     is unknown to it, as when a user copies another server's line."""
-    from fixtures.peers import generate_keypair
+    from gitops_conformance.fixtures.peers import generate_keypair
 
     _, public = generate_keypair(directory, "other-host-key")
     return f"git.example.invalid {' '.join(public.split()[:2])}"

@@ -18,12 +18,12 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, hints, names
-from fixtures.cleanup import Tracker
-from fixtures.flux import GITREPOSITORY, KUSTOMIZATION, RECEIVER, Flux
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
+from gitops_conformance.fixtures import checks, hints, names
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.flux import GITREPOSITORY, KUSTOMIZATION, RECEIVER, Flux
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.plugin import Diagnostics
 
 from . import flux as fluxs
 from . import step2_applications as myapp

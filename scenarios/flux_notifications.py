@@ -19,11 +19,12 @@ from typing import Callable
 
 import pytest
 
-from fixtures import names, redact
-from fixtures.flux import NOTIFICATION_BETA
-from fixtures.kube import Kube
-from fixtures.peers import Receiver
-from fixtures.plugin import Diagnostics
+from gitops_conformance import redact
+from gitops_conformance.fixtures import names
+from gitops_conformance.fixtures.flux import NOTIFICATION_BETA
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import Receiver
+from gitops_conformance.fixtures.plugin import Diagnostics
 
 from .flux import FluxApp
 from .step6_notifications import slack_token_for

@@ -17,11 +17,11 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, names
-from fixtures.flux import GITREPOSITORY, KUSTOMIZATION, Flux
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
+from gitops_conformance.fixtures import checks, names
+from gitops_conformance.fixtures.flux import GITREPOSITORY, KUSTOMIZATION, Flux
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.plugin import Diagnostics
 
 from . import flux as fluxs
 

@@ -16,12 +16,13 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, cleanup, names, redact
-from fixtures.argocd import ArgoCD
-from fixtures.cleanup import Tracker
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.peers import GitHost, generate_keypair
+from gitops_conformance import redact
+from gitops_conformance.fixtures import checks, cleanup, names
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import GitHost, generate_keypair
 
 
 KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"

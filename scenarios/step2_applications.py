@@ -16,13 +16,13 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, diagnose, hints, names, probes
-from fixtures.argocd import ArgoCD
-from fixtures.cleanup import Tracker
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.plugin import Diagnostics
-from scenarios import step1_install as step1
+from gitops_conformance.fixtures import checks, diagnose, hints, names, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.plugin import Diagnostics
+from gitops_conformance.scenarios import step1_install as step1
 
 
 # ----- the repository layout -------------------------------------------------------------

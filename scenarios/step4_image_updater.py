@@ -13,13 +13,14 @@ from typing import Callable
 
 import pytest
 
-from fixtures import checks, diagnose, hints, names, probes, redact
-from fixtures.argocd import ArgoCD
-from fixtures.cleanup import Tracker
-from fixtures.kube import Kube
-from fixtures.peers import Registry
-from fixtures.plugin import Diagnostics
-from scenarios import step2_applications as step2
+from gitops_conformance import redact
+from gitops_conformance.fixtures import checks, diagnose, hints, names, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import Registry
+from gitops_conformance.fixtures.plugin import Diagnostics
+from gitops_conformance.scenarios import step2_applications as step2
 
 
 ANN = "argocd-image-updater.argoproj.io"

@@ -21,15 +21,15 @@ from typing import Callable
 import pytest
 import yaml
 
-from fixtures import checks, diagnose, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.cleanup import Tracker
-from fixtures.gitrepo import GitRepo
-from fixtures.kube import Kube
-from fixtures.peers import Metrics, Traffic
-from fixtures.plugin import Diagnostics
-from scenarios import step1_install as step1
-from scenarios import step2_applications as step2
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.gitrepo import GitRepo
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import Metrics, Traffic
+from gitops_conformance.fixtures.plugin import Diagnostics
+from gitops_conformance.scenarios import step1_install as step1
+from gitops_conformance.scenarios import step2_applications as step2
 
 
 # ---- test timings: the procedure's steps, shortened so a run takes seconds ---------------
@@ -51,7 +51,6 @@ WEIGHTS = (20, 40, 60, 80, 100)
 ANALYSIS_STEP = 2  # startingStep: the background analysis begins at setWeight 40
 ROLLOUT, STABLE_SVC, CANARY_SVC, INGRESS, TEMPLATE = "myapp", "myapp-stable", "myapp-canary", "myapp-ingress", "success-rate"
 CANARY_INGRESS = f"{ROLLOUT}-{INGRESS}-canary"  # the name the nginx traffic router gives its copy
-WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 BASE = "apps/myapp/base"
 FIRST_SYNC_TIMEOUT = 90.0
 
@@ -141,47 +140,11 @@ def traffic_series(namespace: str) -> str:
     return f"{CANARY_SVC}.{namespace}"
 
 
-# ---- one look at the rollout: what every canary check reads ------------------------------
+# ---- one look at this step's Rollout (the probes live in fixtures/probes.py) ---------------
 
-@dataclasses.dataclass(frozen=True)
-class View:
-    exists: bool
-    generation: int = 0
-    observed_generation: str = ""
-    phase: str = ""
-    message: str = ""
-    step_index: int | None = None
-    abort: bool = False
-    stable_rs: str = ""
-    current_hash: str = ""
-    image: str = ""
-    canary_weight: int | None = None           # None: no canary Ingress (yet)
-    analysis_runs: tuple[dict, ...] = ()        # name, phase, message, hash, startedAt, completedAt
-
-    @property
-    def status_stale(self) -> bool:
-        return self.exists and self.observed_generation != str(self.generation)
-
-    def describe(self) -> str:
-        if not self.exists:
-            return f"rollout {ROLLOUT} does not exist"
-        s = (f"rollout phase={self.phase or '?'} step={self.step_index} abort={self.abort} "
-             f"stableRS={self.stable_rs or '-'} currentPodHash={self.current_hash or '-'} image={self.image} "
-             f"canary-weight={self.canary_weight} generation={self.generation} "
-             f"observedGeneration={self.observed_generation or '-'}")
-        if self.message:
-            s += f" message={self.message[:200]!r}"
-        if self.analysis_runs:
-            s += "; analysisruns=[" + ", ".join(
-                f"{a['name']}: {a['phase'] or 'Pending'}" + (f" ({a['message'][:300]})" if a["message"] else "")
-                + f" measurements={measurements(a)}" for a in self.analysis_runs) + "]"
-        return s
-
-
-def measurements(run: dict) -> str:
-    """`[Successful 1, Error: <provider message>]`, oldest first, the last 5."""
-    return "[" + ", ".join(f"{p}{' ' + v if v else ''}{': ' + m[:200] if m else ''}"
-                           for p, v, m in run["measurements"][-5:]) + "]"
+def look(kube: Kube, namespace: str) -> probes.RolloutView:
+    """The Rollout, its canary Ingress weight and its AnalysisRuns, as every canary check reads them."""
+    return probes.rollout_view(kube, namespace, ROLLOUT, canary_ingress=CANARY_INGRESS)
 
 
 def plugin(kube: Kube, namespace: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -192,65 +155,12 @@ def plugin(kube: Kube, namespace: str, *args: str, timeout: float = 60) -> subpr
                           env={**kube.env, "KUBECONFIG": str(kube.kubeconfig)})
 
 
-def look(kube: Kube, namespace: str) -> View:
-    ro = kube.get("rollouts.argoproj.io", ROLLOUT, namespace)
-    if ro is None:
-        return View(exists=False)
-    st = ro.get("status") or {}
-    ing = kube.get("ingress", CANARY_INGRESS, namespace)
-    weight = None
-    if ing is not None:
-        raw = (ing["metadata"].get("annotations") or {}).get(WEIGHT_ANNOTATION)
-        weight = int(raw) if raw not in (None, "") else None
-    runs = []
-    for ar in sorted(kube.list("analysisruns.argoproj.io", namespace),
-                     key=lambda a: a["metadata"]["creationTimestamp"]):
-        ast = ar.get("status") or {}
-        msg = ast.get("message") or "; ".join(m.get("message", "") for m in ast.get("metricResults") or []
-                                              if m.get("message"))
-        measured = [m for r in ast.get("metricResults") or [] for m in r.get("measurements") or []]
-        runs.append({"name": ar["metadata"]["name"], "phase": ast.get("phase", ""), "message": msg,
-                     "measurements": tuple((m.get("phase", ""), m.get("value", ""), m.get("message", ""))
-                                           for m in measured),
-                     "hash": (ar["metadata"].get("labels") or {}).get("rollouts-pod-template-hash", ""),
-                     "startedAt": ast.get("startedAt") or ar["metadata"]["creationTimestamp"],
-                     "completedAt": ast.get("completedAt", "")})
-    return View(exists=True, generation=ro["metadata"].get("generation", 0),
-                observed_generation=str(st.get("observedGeneration", "")), phase=st.get("phase", ""),
-                message=st.get("message", ""), step_index=st.get("currentStepIndex"), abort=bool(st.get("abort")),
-                stable_rs=st.get("stableRS", ""), current_hash=st.get("currentPodHash", ""),
-                image=ro["spec"]["template"]["spec"]["containers"][0]["image"], canary_weight=weight,
-                analysis_runs=tuple(runs))
-
-
 def rollout_healthy(kube: Kube, namespace: str, image: str | None = None) -> checks.Probe:
-    """Fully promoted: Healthy, status current, stable == current revision (at `image`)."""
-    def probe() -> checks.Observation:
-        v = look(kube, namespace)
-        ok = (v.exists and not v.status_stale and v.phase == "Healthy" and v.stable_rs
-              and v.stable_rs == v.current_hash and (image is None or v.image == image))
-        return checks.ok(v.describe()) if ok else checks.pending(v.describe())
-    return probe
+    return probes.rollout_healthy(kube, namespace, ROLLOUT, canary_ingress=CANARY_INGRESS, image=image)
 
 
 def app_synced(argocd: ArgoCD, name: str, revision: str | None = None) -> checks.Probe:
-    """Synced (at `revision`) with Argo CD's own health of the Rollout Healthy. The app-level
-    health is reported but not required: Argo CD calls an Ingress Progressing until an ingress
-    controller publishes its address, and the testbed runs no nginx (kwok fakes only pods)."""
-    synced = probes.app_synced(argocd, name, revision=revision, healthy=False)
-
-    def probe() -> checks.Observation:
-        obs = synced()
-        tree = argocd.json("GET", f"/api/v1/applications/{name}/resource-tree")
-        health = {f"{n['kind']}/{n['name']}": (n.get("health") or {}).get("status")
-                  for n in tree.get("nodes") or [] if n.get("health")}
-        waiting = [k for k, h in health.items() if h != "Healthy" and not (k.startswith("Ingress/") and h == "Progressing")]
-        seen = f"{obs.observed}; Rollout health={health.get('Rollout/' + ROLLOUT)}; not Healthy: " + \
-               (", ".join(f"{k}={h}" for k, h in health.items() if h != "Healthy") or "none")
-        if obs.outcome is not checks.Outcome.OK:
-            return checks.Observation(obs.outcome, seen, obs.detail)
-        return checks.ok(seen) if health.get(f"Rollout/{ROLLOUT}") == "Healthy" and not waiting else checks.pending(seen)
-    return probe
+    return probes.app_synced_with_resource_healthy(argocd, name, f"Rollout/{ROLLOUT}", revision=revision)
 
 
 # ---- the deploy factory --------------------------------------------------------------------

@@ -30,12 +30,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from fixtures import redact
-from fixtures.cleanup import Tracker
-from fixtures.kube import Kube
-from fixtures.peers import Receiver
-from fixtures.plugin import Diagnostics
-from fixtures.providers import Target
+from gitops_conformance import redact
+from gitops_conformance.fixtures.cleanup import Tracker
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import Receiver
+from gitops_conformance.fixtures.plugin import Diagnostics
+from gitops_conformance.fixtures.providers import Target
 
 
 CM, SECRET = "argocd-notifications-cm", "argocd-notifications-secret"

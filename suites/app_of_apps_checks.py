@@ -16,13 +16,13 @@ import dataclasses
 import datetime as dt
 import time
 
-from fixtures import checks, diagnose, hints, probes
-from fixtures.changes import ChangeLog
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from fixtures.engine import argocd_app_state
-from fixtures.kube import Kube
-from scenarios.step3_app_of_apps import AppOfApps
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.engine import argocd_app_state
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.scenarios.step3_app_of_apps import AppOfApps
 
 ROLLOUT = 150.0   # the root, four waves, and each child's own sync
 CHILD_CHANGE = 60.0

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
-from fixtures import checks, diagnose, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from fixtures.kube import Kube
-from scenarios import step2_applications as step2
-from scenarios.step2_applications import DeployedApp
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios.step2_applications import DeployedApp
 
 # Bounds (seconds, before --timeout-scale). The testbed answers in seconds; these leave
 # room for a busy CI runner and for a real cluster's reconciliation.

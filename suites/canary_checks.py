@@ -11,14 +11,15 @@ import dataclasses
 import datetime as dt
 import time
 
-from fixtures.changes import ChangeLog
-from fixtures import checks, diagnose, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from fixtures.kube import Kube
-from scenarios import step2_applications as step2
-from scenarios import step5_rollouts as step5
-from scenarios.step5_rollouts import DeployedRollout, View, look
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.probes import RolloutView as View, analysis_measurements
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios import step5_rollouts as step5
+from gitops_conformance.scenarios.step5_rollouts import DeployedRollout, look
 
 # Bounds (seconds, before --timeout-scale). A full walk is 4 pauses of CANARY_PAUSE plus
 # the analysis; the testbed does it in ~20s.
@@ -63,7 +64,7 @@ def _bad_analysis(v: View) -> str | None:
     for a in _runs_of(v, v.current_hash):
         if a["phase"] in BAD_ANALYSIS:
             return (f"AnalysisRun {a['name']} {a['phase']}: {a['message'] or '(no message)'}; "
-                    f"measurements {step5.measurements(a)}")
+                    f"measurements {analysis_measurements(a)}")
     return None
 
 
@@ -199,7 +200,7 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic
         def analysis_done() -> Observation:
             runs = _runs_of(rec.look(), new_hash)
             seen = f"analysisruns of revision {new_hash}: " + (", ".join(
-                f"{a['name']}={a['phase'] or 'Pending'} measurements={step5.measurements(a)}" for a in runs) or "none")
+                f"{a['name']}={a['phase'] or 'Pending'} measurements={analysis_measurements(a)}" for a in runs) or "none")
             # a background run that only errored still ends "Successful (Run Terminated)": require a
             # measurement that actually met the success condition
             if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import time
 
-from fixtures import checks, diagnose, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from fixtures.kube import Kube
-from fixtures.providers import Target
-from scenarios.step2_applications import DeployedApp
-from scenarios.step6_notifications import NOTIFIED, Notifications
-from suites.notifications_checks import DELIVERY, controller_log, evidence, notified, request_body, summary
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.providers import Target
+from gitops_conformance.scenarios.step2_applications import DeployedApp
+from gitops_conformance.scenarios.step6_notifications import NOTIFIED, Notifications
+from gitops_conformance.suites.notifications_checks import (DELIVERY, controller_log, evidence, notified,
+                                                            request_body, summary)
 
 # Bounds (seconds, before --timeout-scale).
 OUT_OF_SYNC = 60.0

@@ -9,12 +9,12 @@ import shutil
 import subprocess
 import time
 
-from fixtures import checks, hints, probes
-from fixtures.checks import Observation
-from fixtures.flux import GITREPOSITORY, KUSTOMIZATION, SERVED_KINDS, Flux, http_status
-from fixtures.kube import Kube
-from scenarios import step2_applications as myapp
-from scenarios.flux import FluxApp, applied_at
+from gitops_conformance.fixtures import checks, hints, probes
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.flux import GITREPOSITORY, KUSTOMIZATION, SERVED_KINDS, Flux, http_status
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.scenarios import step2_applications as myapp
+from gitops_conformance.scenarios.flux import FluxApp, applied_at
 
 CONTROLLERS_READY = 30.0
 SYNC_AFTER_COMMIT = 60.0

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import time
 
-from fixtures import checks, hints
-from fixtures.checks import Observation
-from fixtures.flux import KUSTOMIZATION
-from fixtures.kube import Kube
-from fixtures.peers import recorded_secret as redacted
-from scenarios.flux import FluxApp
-from scenarios.flux_notifications import ALERTS, FluxAlerts
+from gitops_conformance.fixtures import checks, hints
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.flux import KUSTOMIZATION
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.peers import recorded_secret as redacted
+from gitops_conformance.scenarios.flux import FluxApp
+from gitops_conformance.scenarios.flux_notifications import ALERTS, FluxAlerts
 
 DELIVERY = 45.0
 DRIFT_ALERT = 60.0   # the drift is corrected (and announced) at the Kustomization's next apply: interval 30 s

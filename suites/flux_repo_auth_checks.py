@@ -5,10 +5,10 @@ message naming the cause), read from the GitRepository's own status condition.
 """
 from __future__ import annotations
 
-from fixtures import checks, hints
-from fixtures.checks import Observation
-from fixtures.flux import GITREPOSITORY, Flux
-from scenarios.flux import FluxSource
+from gitops_conformance.fixtures import checks, hints
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.flux import GITREPOSITORY, Flux
+from gitops_conformance.scenarios.flux import FluxSource
 
 CONNECT = 45.0  # the first fetch is at once; source-controller retries a failure with backoff
 REFUSED = 45.0

@@ -12,12 +12,12 @@ import re
 import time
 from typing import Callable
 
-from fixtures import checks, diagnose, hints
-from fixtures.checks import Observation
-from fixtures.kube import Kube
-from fixtures.providers import Target
-from scenarios import step4_image_updater as step4
-from scenarios.step2_applications import DeployedApp
+from gitops_conformance.fixtures import checks, diagnose, hints
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.providers import Target
+from gitops_conformance.scenarios import step4_image_updater as step4
+from gitops_conformance.scenarios.step2_applications import DeployedApp
 
 # Bound (seconds, before --timeout-scale): one updater interval + Argo CD noticing the updater's
 # commit by polling (the updater sends no webhook) + this margin for the sync and the rollout.
@@ -27,7 +27,7 @@ PROMOTION_MARGIN = 85.0
 
 def promotion_bound(target: Target) -> float:
     """The wait for a promotion, from the intervals the engine is configured with."""
-    from fixtures.install import DEFAULT_INTERVALS
+    from gitops_conformance.fixtures.install import DEFAULT_INTERVALS
 
     intervals = {**DEFAULT_INTERVALS, **target.intervals}
     return intervals["image_updater"] + intervals["reconciliation"] + PROMOTION_MARGIN

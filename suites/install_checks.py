@@ -7,9 +7,9 @@ from pathlib import Path
 
 import requests
 
-from fixtures import checks, diagnose, hints
-from fixtures.argocd import ArgoCD, admin_password
-from fixtures.checks import Observation
+from gitops_conformance.fixtures import checks, diagnose, hints
+from gitops_conformance.fixtures.argocd import ArgoCD, admin_password
+from gitops_conformance.fixtures.checks import Observation
 
 API_TIMEOUT = 30.0
 

@@ -13,15 +13,15 @@ import datetime
 import json
 import time
 
-from fixtures import checks, diagnose, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from fixtures.kube import Kube
-from fixtures.providers import Target
-from scenarios import step2_applications as step2
-from scenarios.step2_applications import DeployedApp
-from scenarios.step6_notifications import NOTIFIED, Notifications
-from fixtures.peers import recorded_secret as redacted
+from gitops_conformance.fixtures import checks, diagnose, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.fixtures.providers import Target
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios.step2_applications import DeployedApp
+from gitops_conformance.scenarios.step6_notifications import NOTIFIED, Notifications
+from gitops_conformance.fixtures.peers import recorded_secret as redacted
 
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
 DELIVERY = 45.0

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit import audit
-from fixtures import checks
+from gitops_conformance.audit import audit
+from gitops_conformance.fixtures import checks
 
 
 def no_error_findings(repo: Path):

@@ -5,9 +5,10 @@ made with them go to the same API a CI system would call.
 """
 from __future__ import annotations
 
-from fixtures import checks, hints, redact
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
+from gitops_conformance import redact
+from gitops_conformance.fixtures import checks, hints
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
 
 REMEDIATION = hints.ON_FAILURE[3]
 IN_PROGRESS = "another operation is already in progress"

@@ -2,10 +2,10 @@
 HTTP(S) with a token and over SSH with a deploy key; bad credentials fail readably."""
 from __future__ import annotations
 
-from fixtures import checks, diagnose, hints
-from fixtures.argocd import ArgoCD
-from fixtures.checks import Observation
-from scenarios import step1_install as step1
+from gitops_conformance.fixtures import checks, diagnose, hints
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.checks import Observation
+from gitops_conformance.scenarios import step1_install as step1
 
 CONNECT = 30.0
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from fixtures import checks, hints, probes
-from fixtures.argocd import ArgoCD
-from fixtures.kube import Kube
-from scenarios.step2_applications import DeployedApp
-from suites.auto_sync_checks import app_diagnosis, app_evidence
+from gitops_conformance.fixtures import checks, hints, probes
+from gitops_conformance.fixtures.argocd import ArgoCD
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.scenarios.step2_applications import DeployedApp
+from gitops_conformance.suites.auto_sync_checks import app_diagnosis, app_evidence
 
 SELF_HEAL = 60.0  # seconds, before --timeout-scale
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import step5_rollouts as step5
-from suites import canary_checks
+from gitops_conformance.scenarios import step5_rollouts as step5
+from gitops_conformance.suites import canary_checks
 
 pytestmark = pytest.mark.validation("canary")
 

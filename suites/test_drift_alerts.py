@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import step2_applications as step2
-from scenarios.step6_notifications import IGNORE_REPLICAS
-from suites import drift_alerts_checks
-from suites import flux_notifications_checks as flux_nc
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios.step6_notifications import IGNORE_REPLICAS
+from gitops_conformance.suites import drift_alerts_checks
+from gitops_conformance.suites import flux_notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("drift_alerts")
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from scenarios import step4_image_updater as step4
-from suites import image_promotion_checks as ipc
+from gitops_conformance.scenarios import step4_image_updater as step4
+from gitops_conformance.suites import image_promotion_checks as ipc
 
 pytestmark = pytest.mark.validation("image_promotion")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import flux_checks, install_checks
+from gitops_conformance.suites import flux_checks, install_checks
 
 pytestmark = pytest.mark.validation("install")
 

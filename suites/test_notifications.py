@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from scenarios import step2_applications as step2
-from scenarios.step6_notifications import FAST_FAIL
-from suites import auto_sync_checks, notifications_checks as nc
-from suites import flux_notifications_checks as flux_nc
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios.step6_notifications import FAST_FAIL
+from gitops_conformance.suites import auto_sync_checks, notifications_checks as nc
+from gitops_conformance.suites import flux_notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("notifications")
 

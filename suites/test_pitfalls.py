@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import pitfalls_checks
+from gitops_conformance.suites import pitfalls_checks
 
 pytestmark = pytest.mark.validation("pitfalls")
 

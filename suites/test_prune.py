@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.changes import ChangeLog
-from scenarios import step2_applications as step2
-from suites import flux_checks, prune_checks
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import flux_checks, prune_checks
 
 pytestmark = pytest.mark.validation("prune")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import flux_tenancy as fluxs_tenancy
-from scenarios import step1_install as step1
-from scenarios import step2_applications as step2
-from suites import flux_rbac_checks, rbac_checks
-from scenarios import step3_app_of_apps as step3
+from gitops_conformance.scenarios import flux_tenancy as fluxs_tenancy
+from gitops_conformance.scenarios import step1_install as step1
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import flux_rbac_checks, rbac_checks
+from gitops_conformance.scenarios import step3_app_of_apps as step3
 
 pytestmark = pytest.mark.validation("rbac")
 

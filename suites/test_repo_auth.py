@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import flux as fluxs
-from scenarios import step1_install as step1
-from suites import flux_repo_auth_checks, repo_auth_checks
+from gitops_conformance.scenarios import flux as fluxs
+from gitops_conformance.scenarios import step1_install as step1
+from gitops_conformance.suites import flux_repo_auth_checks, repo_auth_checks
 
 pytestmark = pytest.mark.validation("repo_auth")
 

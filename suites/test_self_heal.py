@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios import step2_applications as step2
-from suites import flux_checks, self_heal_checks
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import flux_checks, self_heal_checks
 
 pytestmark = pytest.mark.validation("self_heal")
 

@@ -7,7 +7,7 @@ ConfigMap volumes. Out of cluster nothing writes them, so this small process
 watches the two ConfigMaps and writes the files (upstream's Procfile runs a
 "dev-mounter" for the same reason).
 
-Run: python -m testbed.mounter --kubeconfig K --namespace argocd --ssh-dir D --tls-dir D
+Run: python -m gitops_conformance.testbed.mounter --kubeconfig K --namespace argocd --ssh-dir D --tls-dir D
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class Testbed:
 
     def mounted_config(self, configmap: str) -> Path:
         """The directory the ConfigMap mounter writes `configmap`'s keys to (Argo CD's files)."""
-        from testbed.mounter import MOUNTS
+        from gitops_conformance.testbed.mounter import MOUNTS
 
         return self.layout.dir("argocd", MOUNTS[configmap])
 
@@ -243,7 +243,7 @@ class Testbed:
     def _mounter(self, lay: Layout) -> ProcessSpec:
         return ProcessSpec(
             name="configmap-mounter",
-            argv=[sys.executable, "-m", "testbed.mounter", "--kubeconfig", str(lay.kubeconfig),
+            argv=[sys.executable, "-m", "gitops_conformance.testbed.mounter", "--kubeconfig", str(lay.kubeconfig),
                   "--namespace", argo.ARGOCD_NAMESPACE, "--ssh-dir", str(lay.dir("argocd", "ssh")),
                   "--tls-dir", str(lay.dir("argocd", "tls"))],
             env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)},

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from fixtures.checks import CheckFailed
+from gitops_conformance.fixtures.checks import CheckFailed
 
 SLACK = 10.0  # seconds a failing check may take past its bound (one last probe, evidence)
 

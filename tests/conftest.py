@@ -20,7 +20,7 @@ def testbed_handle(target):
     """The running testbed, to break a component on purpose (and restore it)."""
     if target.provider != "local":
         pytest.skip("breaking components on purpose needs the local testbed (--cluster local)")
-    from testbed.stack import Testbed
+    from gitops_conformance.testbed.stack import Testbed
 
     return Testbed(target.info["testbed_state_dir"])
 
@@ -31,7 +31,7 @@ def _own_run_id_for_inner_sessions(request, monkeypatch):
     the inner session generates one into the environment), and the outer session's id (its
     labels, its sweep) comes back with the environment afterwards."""
     if "pytester" in request.fixturenames:
-        from fixtures import names
+        from gitops_conformance.fixtures import names
 
         monkeypatch.delenv(names.ENV_RUN_ID, raising=False)
 
@@ -39,7 +39,7 @@ def _own_run_id_for_inner_sessions(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def _session_secrets_survive():
     """Unit tests clear the redaction registry; the outer session's secrets come back after each."""
-    from fixtures import redact
+    from gitops_conformance import redact
 
     with redact.saved_secrets():
         yield

@@ -10,7 +10,8 @@ def isolate(monkeypatch, run_id: str) -> None:
 
 
 def run(pytester, *args):
-    return pytester.runpytest("-p", "fixtures.results", "--strict-markers", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest("-p", "gitops_conformance.fixtures.results", "-p", "gitops_conformance.reports.plugin",
+                              "--strict-markers", "-p", "no:cacheprovider", *args)
 
 
 def declared_source(item_id: str, body: str = "pass", args: str = "", skip: set[str] = frozenset()) -> str:

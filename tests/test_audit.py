@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from audit import audit
-from audit.cli import main
-from audit.loader import find_kustomize
-from audit.rules import RULES
+from gitops_conformance.audit import audit
+from gitops_conformance.audit.cli import main
+from gitops_conformance.audit.loader import find_kustomize
+from gitops_conformance.audit.rules import RULES
 
 REPOS = Path(__file__).parent / "audit_repos"
 KUSTOMIZE = find_kustomize()
@@ -267,8 +267,8 @@ def test_planted_secret_values_never_appear(capsys, fmt):
 
 
 def test_report_masks_a_value_that_leaks_into_a_message():
-    from audit.model import Finding
-    from audit.report import Report
+    from gitops_conformance.audit.model import Finding
+    from gitops_conformance.audit.report import Report
     leak = Finding("kustomize-build-error", "error", "k/kustomization.yaml", 1,
                    "kustomize said: map[password:Planted-Data-Value-77]", "fix it")
     report = Report.build([leak], 1, {"Planted-Data-Value-77", 'quo"te-value'})

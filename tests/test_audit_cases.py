@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from audit import audit, yamlparse
-from audit.cli import main
-from audit.kustomize import find_kustomize
-from audit.masking import Masker
+from gitops_conformance.audit import audit, yamlparse
+from gitops_conformance.audit.cli import main
+from gitops_conformance.audit.kustomize import find_kustomize
+from gitops_conformance.audit.masking import Masker
 
 REPOS = Path(__file__).parent / "audit_repos"
 needs_kustomize = pytest.mark.skipif(find_kustomize() is None, reason="kustomize binary not available")
@@ -217,7 +217,7 @@ def test_file_and_document_caps(monkeypatch):
 def test_internal_error_is_exit_3_and_a_json_object(monkeypatch, capsys, tmp_path):
     def broken(*_a, **_k):
         raise RuntimeError("simulated bug")
-    monkeypatch.setattr("audit.cli.audit", broken)
+    monkeypatch.setattr("gitops_conformance.audit.cli.audit", broken)
     code, out, err = cli(capsys, tmp_path, "--format", "json")
     assert code == 3 and "Traceback" not in out + err
     assert json.loads(out) == {"error": {"type": "internal-error", "message": "RuntimeError: simulated bug",
@@ -227,7 +227,7 @@ def test_internal_error_is_exit_3_and_a_json_object(monkeypatch, capsys, tmp_pat
 
 
 def test_a_rule_that_trips_reports_that_document_and_goes_on(monkeypatch):
-    from audit import rules
+    from gitops_conformance.audit import rules
 
     real = rules.RULES["missing-finalizer"]
 

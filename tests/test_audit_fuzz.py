@@ -23,8 +23,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from audit import audit, yamlparse  # noqa: E402
-from audit.cli import main  # noqa: E402
+from gitops_conformance.audit import audit, yamlparse  # noqa: E402
+from gitops_conformance.audit.cli import main  # noqa: E402
 
 BOUND_S = 30  # the bound for any input
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from fixtures.changes import ChangeLog
-from scenarios import step3_app_of_apps as step3
-from suites import app_of_apps_checks as aoa
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.scenarios import step3_app_of_apps as step3
+from gitops_conformance.suites import app_of_apps_checks as aoa
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from fixtures.checks import Observation
+from gitops_conformance.fixtures.checks import Observation
 from tests.breaking import fails_within
-from scenarios import step5_rollouts as step5
-from suites import canary_checks
+from gitops_conformance.scenarios import step5_rollouts as step5
+from gitops_conformance.suites import canary_checks
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 

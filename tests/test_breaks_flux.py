@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from fixtures.flux import RECEIVER
-from scenarios import flux as fluxs
-from fixtures.changes import ChangeLog
-from scenarios import flux_app_of_apps as flux_step3
-from scenarios import flux_tenancy
-from scenarios import step2_applications as myapp
-from suites import flux_app_of_apps_checks, flux_checks, flux_notifications_checks, flux_rbac_checks
-from suites import flux_repo_auth_checks
+from gitops_conformance.fixtures.flux import RECEIVER
+from gitops_conformance.scenarios import flux as fluxs
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.scenarios import flux_app_of_apps as flux_step3
+from gitops_conformance.scenarios import flux_tenancy
+from gitops_conformance.scenarios import step2_applications as myapp
+from gitops_conformance.suites import flux_app_of_apps_checks, flux_checks, flux_notifications_checks, flux_rbac_checks
+from gitops_conformance.suites import flux_repo_auth_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -36,7 +36,7 @@ def test_controllers_check_fails_when_kustomize_controller_is_stopped(flux, test
 def test_crds_check_fails_when_the_receiver_crd_is_missing(flux, kube, testbed_handle):
     """A partial install (the Receiver CRD never applied): the API does not serve receivers,
     and the check names exactly that kind."""
-    from testbed import flux as testbed_flux
+    from gitops_conformance.testbed import flux as testbed_flux
 
     crd = next(d for d in testbed_flux.crd_docs() if d["metadata"]["name"] == RECEIVER)
     kube.kubectl("delete", "crd", RECEIVER, "--wait=true", timeout=60)
@@ -111,7 +111,7 @@ def test_source_ready_check_fails_when_the_key_is_not_a_deploy_key(git_repo, git
                                                                    target, waiter, tmp_path):
     """The procedure's failure: the SSH key was never added to the repository's deploy keys.
     The Git server refuses it; the check fails at once with Flux's message and the hint."""
-    from fixtures.peers import generate_keypair
+    from gitops_conformance.fixtures.peers import generate_keypair
 
     repo, sha = _pushed_repo(git_repo, "auth-nokey")
     key, _ = generate_keypair(tmp_path, "not-a-deploy-key")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.breaking import check_failure
-from scenarios import step4_image_updater as step4
-from suites import image_promotion_checks as ipc
+from gitops_conformance.scenarios import step4_image_updater as step4
+from gitops_conformance.suites import image_promotion_checks as ipc
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 

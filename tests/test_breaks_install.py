@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from suites import install_checks
+from gitops_conformance.suites import install_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]

@@ -10,9 +10,9 @@ import secrets
 import pytest
 
 from tests.breaking import fails_within
-from scenarios import step2_applications as step2
-from scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
-from suites import drift_alerts_checks, notifications_checks as nc
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
+from gitops_conformance.suites import drift_alerts_checks, notifications_checks as nc
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 

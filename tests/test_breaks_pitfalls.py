@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from suites import pitfalls_checks
+from gitops_conformance.suites import pitfalls_checks
 from tests.breaking import fails_within
 
 REPOS = Path(__file__).resolve().parent / "audit_repos"

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from scenarios import step2_applications as step2
-from suites import rbac_checks
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import rbac_checks
 from tests.breaking import fails_within
-from scenarios import step3_app_of_apps as step3
+from gitops_conformance.scenarios import step3_app_of_apps as step3
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.changes import ChangeLog
-from scenarios import step1_install as step1
-from scenarios import step2_applications as step2
-from scenarios import step3_app_of_apps as step3
-from suites import app_of_apps_checks as aoa
-from suites import auto_sync_checks, install_checks, prune_checks, rbac_checks, repo_auth_checks, self_heal_checks
+from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.scenarios import step1_install as step1
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios import step3_app_of_apps as step3
+from gitops_conformance.suites import app_of_apps_checks as aoa
+from gitops_conformance.suites import (auto_sync_checks, install_checks, prune_checks, rbac_checks,
+                                       repo_auth_checks, self_heal_checks)
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]

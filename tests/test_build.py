@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from testbed import build, versions
-from testbed.versions import Component
+from gitops_conformance.testbed import build, versions
+from gitops_conformance.testbed.versions import Component
 
 
 @pytest.fixture

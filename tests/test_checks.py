@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import checks
-from fixtures.checks import CheckFailed, Observation, Outcome, Waiter, all_of, any_of
-from fixtures.redact import clear_secrets, register_secret
+from gitops_conformance.fixtures import checks
+from gitops_conformance.fixtures.checks import CheckFailed, Observation, Outcome, Waiter, all_of, any_of
+from gitops_conformance.redact import clear_secrets, register_secret
 
 
 class FakeTime:

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import cleanup, names
-from scenarios import step6_notifications as step6
-from scenarios import step1_install as step1
+from gitops_conformance.fixtures import cleanup, names
+from gitops_conformance.scenarios import step6_notifications as step6
+from gitops_conformance.scenarios import step1_install as step1
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.testbed
-PLUGINS = ["-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "scenarios.step1_install",
-           "-p", "scenarios.step2_applications", "-p", "scenarios.step3_app_of_apps", "-p", "scenarios.step6_notifications"]
+PLUGINS = [arg for name in ("fixtures.results", "fixtures.plugin", "scenarios.step1_install", "scenarios.step2_applications",
+                          "scenarios.step3_app_of_apps", "scenarios.step6_notifications")
+           for arg in ("-p", f"gitops_conformance.{name}")]
 
 
 def _inner(args: list[str], run_id: str, tmp_path: Path, testbed_handle, **env: str) -> str:
@@ -90,8 +91,8 @@ def test_keep_on_failure_keeps_own_objects_and_restores_shared_settings(argocd, 
 
 def test_registry_repositories_and_deploy_keys_are_removed(target, registry, tracker, unique, deploy_key, git_repo,
                                                            tmp_path):
-    from scenarios import step4_image_updater as step4
-    from testbed.peers import registry as oci, sshgit
+    from gitops_conformance.scenarios import step4_image_updater as step4
+    from gitops_conformance.testbed.peers import registry as oci, sshgit
 
     base = registry.api_url
     image = step4.new_image(registry, unique, tracker)
@@ -149,7 +150,7 @@ def test_shared_settings_are_set_once_for_a_parallel_run_and_restored(kube, argo
     """The app-of-apps tests need Argo CD's Application health check in argocd-cm: the xdist
     controller sets it before the workers start (the wave-order check fails without it) and
     puts back what was there after the last test, so no worker changes argocd-cm mid-run."""
-    from scenarios import step3_app_of_apps as step3
+    from gitops_conformance.scenarios import step3_app_of_apps as step3
 
     def health_key():
         return ((kube.get("configmap", "argocd-cm", argocd.namespace) or {}).get("data") or {}).get(step3.HEALTH_KEY)

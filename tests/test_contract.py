@@ -53,16 +53,16 @@ def test_the_contract_is_consistent():
         assert item.checks, f"{item.id} declares no check"
         assert len({c.test for c in item.checks}) == len(item.checks)
         assert item.on_failure.startswith(f"Procedure step {item.step}, on failure: ")
-    from audit.rules import FIXES
+    from gitops_conformance.audit.rules import FIXES
 
     assert set(PITFALLS) == set(FIXES) and len(PITFALLS) == 8  # the procedure lists eight
 
 
 def _check_modules(tree: ast.Module) -> dict[str, str]:
-    """Local name -> module, for `from suites import x_checks [as y]` in a suite file."""
+    """Local name -> module, for `from gitops_conformance.suites import x_checks [as y]` in a suite file."""
     names = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "suites":
+        if isinstance(node, ast.ImportFrom) and node.module == "gitops_conformance.suites":
             for alias in node.names:
                 if alias.name.endswith("_checks"):
                     names[alias.asname or alias.name] = f"suites.{alias.name}"
@@ -129,7 +129,7 @@ def test_every_check_function_of_a_declared_check_has_a_breaking_self_test():
 def test_every_breaks_marker_names_a_real_check_function():
     for fn in broken_by_self_tests():
         module, _, name = fn.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), name, None)), f"breaks({fn!r}): no such function"
+        assert callable(getattr(importlib.import_module(f"gitops_conformance.{module}"), name, None)), f"breaks({fn!r}): no such function"
 
 
 def test_every_declared_check_runs_a_check_function():

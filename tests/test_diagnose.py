@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import diagnose
-from scenarios import step2_applications as step2
-from suites import auto_sync_checks
+from gitops_conformance.fixtures import diagnose
+from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.suites import auto_sync_checks
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]

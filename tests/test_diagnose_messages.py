@@ -2,7 +2,7 @@
 tests/test_diagnose.py causes each diagnosis on the testbed."""
 from __future__ import annotations
 
-from fixtures import diagnose
+from gitops_conformance.fixtures import diagnose
 
 
 def test_comparison_error_is_quoted_verbatim():

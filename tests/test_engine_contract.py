@@ -2,8 +2,8 @@
 declaring none for Flux is not_run with the contract's reason, never a pass."""
 from __future__ import annotations
 
-from fixtures import verdict
-from fixtures.engine import flux_kustomization_state
+from gitops_conformance.fixtures import verdict
+from gitops_conformance.fixtures.engine import flux_kustomization_state
 from gitops_conformance.items import BY_ID, ITEMS
 
 

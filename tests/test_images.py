@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.images import build, containerfile, kind, manifests, oci, spec
+from gitops_conformance.testbed.images import build, containerfile, kind, manifests, oci, spec
 
 FAKE_BIN = Path(__file__).parent / "fake_bin"
 
@@ -28,7 +28,7 @@ def test_committed_containerfile_is_generated_from_the_spec(name):
     image = spec.all_specs()[name]
     committed = containerfile.path_for(image).read_text()
     assert committed == containerfile.render(image), (
-        f"testbed/images/{name}/Containerfile is out of date: run `python -m testbed.images.containerfile {name} --write`")
+        f"testbed/images/{name}/Containerfile is out of date: run `python -m gitops_conformance.testbed.images.containerfile {name} --write`")
 
 
 def test_containerfile_installs_exactly_the_spec_packages_and_copies_its_files():
@@ -59,8 +59,8 @@ def test_every_spec_loads_and_files_name_one_source():
 
 
 def test_myapp_images_cover_the_suites_tags_under_the_procedures_name():
-    from scenarios import step2_applications as step2
-    from scenarios import step4_image_updater as step4
+    from gitops_conformance.scenarios import step2_applications as step2
+    from gitops_conformance.scenarios import step4_image_updater as step4
 
     app = spec.all_specs()["myapp"]
     assert app.repository == step2.DEFAULT_IMAGE
@@ -286,9 +286,9 @@ def test_myapp_image_runs_answers_errors_and_exports_metrics(tmp_path, monkeypat
 
 @pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry (Debian package) is not installed")
 def test_push_archive_to_a_real_registry_keeps_the_digest(tmp_path):
-    from testbed.images import push
-    from testbed.peers import registry
-    from testbed.procs import Supervisor, free_port
+    from gitops_conformance.testbed.images import push
+    from gitops_conformance.testbed.peers import registry
+    from gitops_conformance.testbed.procs import Supervisor, free_port
 
     path = _tiny_image(tmp_path)
     state = tmp_path / "registry"

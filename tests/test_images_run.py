@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from testbed.images import build, oci, spec
+from gitops_conformance.testbed.images import build, oci, spec
 from tests.image_runs import free_port, run_in, start_in, stop, wait_http
 
 pytestmark = [

@@ -7,8 +7,9 @@ import json
 import pytest
 import yaml
 
-from fixtures import incluster, redact
-from testbed.peers import bind
+from gitops_conformance import redact
+from gitops_conformance.fixtures import incluster
+from gitops_conformance.testbed.peers import bind
 
 
 def test_in_pod_bind_is_refused_outside_a_pod(monkeypatch):
@@ -57,7 +58,7 @@ def test_network_policy_admits_only_the_engine_namespaces_and_the_nodes_for_the_
 
 
 def test_every_object_carries_the_run_label(creds):
-    from fixtures import names
+    from gitops_conformance.fixtures import names
 
     for doc in incluster.objects("peers-ns", creds, "peers:1", "prom:1", []):
         assert doc["metadata"]["labels"][names.RUN_ID_LABEL] == names.run_id(), doc["kind"]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import cleanup
-from fixtures.kube import Kube
-from testbed.procs import pid_alive, port_open
-from testbed.stack import Testbed
+from gitops_conformance.fixtures import cleanup
+from gitops_conformance.fixtures.kube import Kube
+from gitops_conformance.testbed.procs import pid_alive, port_open
+from gitops_conformance.testbed.stack import Testbed
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.testbed

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from testbed.kind import cluster, docker, images, lifecycle, nodeimage
+from gitops_conformance.testbed.kind import cluster, docker, images, lifecycle, nodeimage
 
 pytestmark = pytest.mark.kind
 

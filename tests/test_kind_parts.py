@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from testbed.kind import cluster, imagearchive, images, nodeimage
+from gitops_conformance.testbed.kind import cluster, imagearchive, images, nodeimage
 
 REPO = Path(__file__).resolve().parent.parent
 

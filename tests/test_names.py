@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from fixtures import names
-from fixtures.names import DNS_LABEL, label_selector, run_id, standard_labels, unique_name
+from gitops_conformance.fixtures import names
+from gitops_conformance.fixtures.names import DNS_LABEL, label_selector, run_id, standard_labels, unique_name
 
 
 @pytest.fixture(autouse=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.changes import Change, ChangeLog
-from fixtures.checks import CheckFailed, Waiter
-from scenarios.step3_app_of_apps import AppOfApps
-from suites import app_of_apps_checks as aoa
-from suites import prune_checks
+from gitops_conformance.fixtures.changes import Change, ChangeLog
+from gitops_conformance.fixtures.checks import CheckFailed, Waiter
+from gitops_conformance.scenarios.step3_app_of_apps import AppOfApps
+from gitops_conformance.suites import app_of_apps_checks as aoa
+from gitops_conformance.suites import prune_checks
 
 
 def _log(*changes: Change) -> ChangeLog:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from fixtures.parallel import SHARED_STATE, grouped_tests, xdist_groups as _groups
+from gitops_conformance.fixtures.parallel import SHARED_STATE, grouped_tests, xdist_groups as _groups
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 

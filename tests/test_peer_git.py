@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from testbed.peers import gitserver, sshgit
-from testbed.procs import Supervisor, free_port
+from gitops_conformance.testbed.peers import gitserver, sshgit
+from gitops_conformance.testbed.procs import Supervisor, free_port
 
 GIT_TIMEOUT = 120  # seconds for any one git command
 HTTP_TIMEOUT = 10

@@ -1,5 +1,5 @@
 """The http_sd sidecar gives Prometheus what kubernetes_sd_configs (role endpoints) would."""
-from testbed.peers import k8s_sd
+from gitops_conformance.testbed.peers import k8s_sd
 
 
 def _slice(ns, service, pod, ip, ready=True):

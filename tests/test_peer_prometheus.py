@@ -7,10 +7,10 @@ import time
 import pytest
 import requests
 
-from testbed.peers import prometheus, trafficgen
-from testbed.peers.prometheus import QueryError, query
-from testbed.peers.trafficgen import TrafficClient
-from testbed.procs import Supervisor, free_port
+from gitops_conformance.testbed.peers import prometheus, trafficgen
+from gitops_conformance.testbed.peers.prometheus import QueryError, query
+from gitops_conformance.testbed.peers.trafficgen import TrafficClient
+from gitops_conformance.testbed.procs import Supervisor, free_port
 
 SVC = "myapp-canary"
 

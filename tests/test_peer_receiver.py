@@ -7,9 +7,9 @@ import time
 import pytest
 import requests
 
-from testbed.peers import receiver
-from testbed.peers.receiver import ReceiverClient, redacted, sha256_hex
-from testbed.procs import Supervisor, free_port
+from gitops_conformance.testbed.peers import receiver
+from gitops_conformance.testbed.peers.receiver import ReceiverClient, redacted, sha256_hex
+from gitops_conformance.testbed.procs import Supervisor, free_port
 
 TOKEN = "xoxb-test-" + "0123456789abcdef"  # made up; only its hash is given to the receiver
 WRONG = "xoxb-wrong-token-value"

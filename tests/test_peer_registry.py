@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
-from testbed.peers import registry
-from testbed.procs import Supervisor, free_port, pid_alive, port_open
+from gitops_conformance.testbed.peers import registry
+from gitops_conformance.testbed.procs import Supervisor, free_port, pid_alive, port_open
 
 pytestmark = pytest.mark.skipif(
     shutil.which("docker-registry") is None,

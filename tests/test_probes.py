@@ -1,9 +1,9 @@
 """Probes decide ok / pending / failed from what they read; checked here with canned objects."""
 from __future__ import annotations
 
-from fixtures import probes
-from fixtures.checks import Outcome
-from fixtures.engine import argocd_app_state
+from gitops_conformance.fixtures import probes
+from gitops_conformance.fixtures.checks import Outcome
+from gitops_conformance.fixtures.engine import argocd_app_state
 
 
 class FakeKube:

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import pytest_kind  # noqa: E402
 import pytest_kind.cluster  # noqa: E402
 
-from fixtures import options, providers  # noqa: E402
+from gitops_conformance.fixtures import options, providers  # noqa: E402
 
 FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
 CLUSTER = providers.KIND_CLUSTER_NAME
@@ -27,7 +27,7 @@ CONTEXT = f"kind-{CLUSTER}"
 
 
 def _manifest() -> Path:
-    from testbed import versions
+    from gitops_conformance.testbed import versions
 
     return versions.asset_dir("argocd") / "manifests" / "install.yaml"
 
@@ -225,7 +225,8 @@ def _kubeconfig(path: Path) -> Path:
 
 def run_inner(pytester, *args):
     pytester.makepyfile(test_inner=INNER)
-    return pytester.runpytest("-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "no:cacheprovider",
+    return pytester.runpytest("-p", "gitops_conformance.fixtures.results", "-p", "gitops_conformance.fixtures.plugin",
+                              "-p", "no:cacheprovider",
                               "--report-dir", str(pytester.path / "out"), *args)
 
 
@@ -360,7 +361,7 @@ def test_local_refuses_a_running_leftover_testbed(pytester, monkeypatch, tmp_pat
 def test_local_cleans_a_dead_leftover_by_itself(tmp_path):
     import subprocess
 
-    from testbed.stack import Testbed
+    from gitops_conformance.testbed.stack import Testbed
 
     gone = subprocess.Popen(["true"])
     gone.wait()

@@ -1,4 +1,4 @@
-"""Unit tests for fixtures.redact: planted secrets must not survive any spelling."""
+"""Unit tests for gitops_conformance.redact: planted secrets must not survive any spelling."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import yaml
 
-from fixtures.redact import (MASK, RedactingFilter, clear_secrets, install_log_redaction,
+from gitops_conformance.redact import (MASK, RedactingFilter, clear_secrets, install_log_redaction,
                              redact, redact_obj, register_secret, uninstall_log_redaction)
 
 SECRET = "Sup3r-S3cret/pa$$+w0rd=@x"
@@ -292,7 +292,7 @@ def test_secret_shortened_by_pytest_assertion_output_is_masked():
 
 
 def test_saved_secrets_restores_the_registry():
-    from fixtures.redact import saved_secrets
+    from gitops_conformance.redact import saved_secrets
 
     register_secret("session-admin-password")
     with saved_secrets():

@@ -21,12 +21,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-import fixtures  # noqa: E402
+import gitops_conformance.fixtures as fixtures  # noqa: E402
 import gitops_conformance  # noqa: E402
-from fixtures import hints  # noqa: E402
+from gitops_conformance.fixtures import hints  # noqa: E402
 from tests import inner_runs  # noqa: E402
-from fixtures.results import VALIDATION_ITEMS  # noqa: E402
-from reports import archive, render  # noqa: E402
+from gitops_conformance.fixtures.results import VALIDATION_ITEMS  # noqa: E402
+from gitops_conformance.reports import archive, render  # noqa: E402
 
 REPO_ROOT = Path(fixtures.__file__).resolve().parent.parent
 PLANTED = "zq7Rt2Lm9Xv4Pw8Kd3Hs"  # registered with redact.register_secret, then leaked
@@ -35,8 +35,8 @@ XSS = "<script>alert(1)</script>"
 NEEDLES = [PLANTED, base64.b64encode(PLANTED.encode()).decode().rstrip("="), TOKEN]
 
 CONFTEST = f'''
-from fixtures.redact import register_secret
-from fixtures.results import set_run_info
+from gitops_conformance.redact import register_secret
+from gitops_conformance.fixtures.results import set_run_info
 
 def pytest_configure(config):
     register_secret("{PLANTED}")  # as fixtures/plugin.py does with --git-token
@@ -49,7 +49,7 @@ def pytest_configure(config):
 SUITE = f'''
 import base64
 import pytest
-from fixtures import checks
+from gitops_conformance.fixtures import checks
 
 @pytest.mark.validation("install")
 def test_api_answers_with_its_version(record_metric, record_check):
@@ -262,7 +262,7 @@ def test_rerender_from_the_command_line(sample, tmp_path):
     _, report_dir, _ = sample
     (report_dir / "report.html").unlink()
     (report_dir / "summary.md").unlink()
-    proc = subprocess.run([sys.executable, "-m", "reports.render", str(report_dir)],
+    proc = subprocess.run([sys.executable, "-m", "gitops_conformance.reports.render", str(report_dir)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "report.html" in proc.stdout and (report_dir / "report.html").is_file()
@@ -270,7 +270,7 @@ def test_rerender_from_the_command_line(sample, tmp_path):
     html = (report_dir / "report.html").read_text()
     for needle in NEEDLES:  # a fresh process knows no registered secret: the files were clean
         assert needle not in html
-    missing = subprocess.run([sys.executable, "-m", "reports.render", str(tmp_path)],
+    missing = subprocess.run([sys.executable, "-m", "gitops_conformance.reports.render", str(tmp_path)],
                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "conformance.json" in missing.stderr
 
@@ -302,7 +302,7 @@ def test_evidence_is_read_only_from_the_evidence_folder(tmp_path):
 
 
 def test_render_failure_leaves_no_stale_outputs(pytester, monkeypatch):
-    from reports import html as html_mod
+    from gitops_conformance.reports import html as html_mod
 
     pytester.makepyfile(test_one=inner_runs.declared_source("rbac"))
     report_dir = pytester.path / "out"

@@ -9,18 +9,19 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-import fixtures  # noqa: E402
+import gitops_conformance.fixtures as fixtures  # noqa: E402
 from tests import inner_runs  # noqa: E402
-from fixtures.results import VALIDATION_ITEMS, percentile  # noqa: E402
+from gitops_conformance.fixtures.results import VALIDATION_ITEMS, percentile  # noqa: E402
 
 REPO_ROOT = Path(fixtures.__file__).resolve().parent.parent
+RESULTS_PLUGINS = ("-p", "gitops_conformance.fixtures.results", "-p", "gitops_conformance.reports.plugin")
 PLANTED = "planted-S3cret-Value-9z"  # registered by the inner test, then leaked on purpose
 PATTERN_ONLY = "never-registered-pw-77"  # caught by the password: pattern only
 
 MIXED = f'''
 import pytest
-from fixtures import checks
-from fixtures.redact import register_secret
+from gitops_conformance.fixtures import checks
+from gitops_conformance.redact import register_secret
 
 # install: every declared check passes (one records five latencies)
 @pytest.mark.validation("install")
@@ -357,7 +358,7 @@ def test_dash_m_selects_one_item(pytester):
 
 def test_run_info_sections_and_redaction(pytester):
     pytester.makeconftest('''
-        from fixtures.results import set_run_info
+        from gitops_conformance.fixtures.results import set_run_info
         def pytest_addoption(parser):
             parser.addoption("--git-token")
         def pytest_configure(config):
@@ -380,7 +381,7 @@ def test_run_info_sections_and_redaction(pytester):
 
 
 def test_set_run_info_rejects_unknown_sections():
-    from fixtures.results import set_run_info
+    from gitops_conformance.fixtures.results import set_run_info
 
     class Cfg:
         stash = pytest.Stash()
@@ -463,9 +464,9 @@ def test_live_progress_reaches_stderr_despite_capture(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     pytester.makepyfile(test_wait='''
         import pytest
-        from fixtures import checks
+        from gitops_conformance.fixtures import checks
 
-        from fixtures.results import live_reporter
+        from gitops_conformance.fixtures.results import live_reporter
 
         @pytest.mark.validation("prune")
         def test_manifest_removed_from_git_is_pruned(pytestconfig):
@@ -475,7 +476,7 @@ def test_live_progress_reaches_stderr_despite_capture(pytester, monkeypatch):
             with pytest.raises(checks.CheckFailed):
                 waiter.until(lambda: checks.pending("OutOfSync"), timeout=25, what="orphan pruned", expected="gone")
     ''')
-    result = pytester.runpytest_subprocess("-p", "fixtures.results", "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess(*RESULTS_PLUGINS, "-p", "no:cacheprovider",
                                            "--report-dir", str(pytester.path / "out"))
     result.assert_outcomes(passed=1)
     assert "waiting for orphan pruned: OutOfSync (" in result.stderr.str()
@@ -490,7 +491,7 @@ def test_a_distributed_run_writes_one_complete_report(pytester, monkeypatch):
     stale = report_dir / "conformance.json"
     report_dir.mkdir()
     stale.write_text('{"verdict": "CERTIFIED"}')
-    result = pytester.runpytest_subprocess("-p", "fixtures.results", "-p", "no:cacheprovider", "-n", "2",
+    result = pytester.runpytest_subprocess(*RESULTS_PLUGINS, "-p", "no:cacheprovider", "-n", "2",
                                            "--report-dir", str(report_dir), "--deselect",
                                            "test_rbac.py::test_deployer_can_sync")
     total = sum(len(inner_runs.declared_names(n)) for n in VALIDATION_ITEMS)
@@ -503,7 +504,7 @@ def test_a_distributed_run_writes_one_complete_report(pytester, monkeypatch):
 
 
 def test_an_xdist_group_suffix_is_not_part_of_the_check_name():
-    from fixtures.verdict import test_name
+    from gitops_conformance.fixtures.verdict import test_name
 
     assert test_name("suites/test_x.py::test_y[p]@notifications-config") == "test_y[p]"
     assert test_name("suites/test_x.py::test_y[a@b]") == "test_y[a@b]"

@@ -69,9 +69,9 @@ class ProcessTable:
 
 
 def _testbed_secrets(testbed_handle, kube, target) -> dict[str, str]:
-    from fixtures.argocd import admin_password
-    from testbed import argo
-    from testbed.peers_setup import git_credentials, slack_token
+    from gitops_conformance.fixtures.argocd import admin_password
+    from gitops_conformance.testbed import argo
+    from gitops_conformance.testbed.peers_setup import git_credentials, slack_token
 
     lay = testbed_handle.layout
     creds = git_credentials(lay)

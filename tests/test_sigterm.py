@@ -37,7 +37,8 @@ def test_sigterm_runs_the_teardown_like_ctrl_c(tmp_path):
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER.format(marks=str(tmp_path))))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_CONFORMANCE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "fixtures.results", "-p", "fixtures.plugin", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "gitops_conformance.fixtures.results",
+         "-p", "gitops_conformance.fixtures.plugin", "-p", "no:cacheprovider",
          str(tmp_path / "test_inner.py"), "--rootdir", str(tmp_path), "--report-dir", str(tmp_path / "report")],
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

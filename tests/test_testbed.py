@@ -28,11 +28,12 @@ import pytest
 import requests
 import yaml
 
-from testbed import settings, versions
-from testbed.peers import gitserver, registry
-from testbed.procs import pid_alive, port_open
-from testbed.stack import Testbed
-from testbed.stack import TestbedError as _TestbedError  # plain name would be collected as a test class
+from gitops_conformance.testbed import settings, versions
+from gitops_conformance.testbed.peers import gitserver, registry
+from gitops_conformance.testbed.procs import pid_alive, port_open
+from gitops_conformance.testbed.stack import Testbed
+# plain name would be collected as a test class
+from gitops_conformance.testbed.stack import TestbedError as _TestbedError
 
 pytestmark = pytest.mark.testbed
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from gitops_conformance.waiter import Waiter
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 from . import debian, oci
 from .spec import REPO_ROOT, ImageSpec, SpecError, all_specs
@@ -181,7 +181,7 @@ def needed_components(spec: ImageSpec) -> list[str]:
 
 def ensure_components(spec: ImageSpec) -> None:
     """Build (or find cached) what the spec needs from `testbed build`: a no-op when cached."""
-    from testbed import build as binaries
+    from gitops_conformance.testbed import build as binaries
 
     comps = versions.load()
     for name in needed_components(spec):

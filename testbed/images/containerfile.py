@@ -4,8 +4,8 @@ Only specs whose files all come from the repository (or are symlinks) can have o
 context is the repository root. The generated file is committed next to the spec
 (testbed/images/<name>/Containerfile); tests/test_images.py fails when it is out of date.
 
-    python -m testbed.images.containerfile peers           # print it
-    python -m testbed.images.containerfile peers --write   # (re)write the committed file
+    python -m gitops_conformance.testbed.images.containerfile peers           # print it
+    python -m gitops_conformance.testbed.images.containerfile peers --write   # (re)write the committed file
     docker build -f testbed/images/peers/Containerfile -t gitops-conformance/peers:0.1.0 .
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def render(spec: ImageSpec) -> str:
     if spec.base != "debian":
         raise SpecError(f"{spec.name}: only Debian-based specs have a Containerfile")
     lines = [
-        f"# GENERATED from testbed/images/{spec.name}.yaml by `python -m testbed.images.containerfile {spec.name} --write`.",
+        f"# GENERATED from testbed/images/{spec.name}.yaml by `python -m gitops_conformance.testbed.images.containerfile {spec.name} --write`.",
         "# Do not edit: change the spec. The offline build (`gitops-conformance testbed images "
         f"{spec.name}`) makes the same image.",
         "# Build context: the repository root.",
@@ -77,7 +77,7 @@ def render(spec: ImageSpec) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.images.containerfile", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.images.containerfile", description=__doc__.splitlines()[0])
     ap.add_argument("spec")
     ap.add_argument("--write", action="store_true", help="write testbed/images/<spec>/Containerfile")
     args = ap.parse_args(argv)

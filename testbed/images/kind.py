@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 LOAD_TIMEOUT = 600  # one archive into every node; the largest (Argo CD) takes well under this
 

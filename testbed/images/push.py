@@ -2,7 +2,7 @@
 reach the in-cluster registry, and how a registry mirror can serve the upstream images to a
 cluster whose manifests say `imagePullPolicy: Always`.
 
-    python -m testbed.images.push ARCHIVE http://127.0.0.1:5000 [REPOSITORY:TAG]
+    python -m gitops_conformance.testbed.images.push ARCHIVE http://127.0.0.1:5000 [REPOSITORY:TAG]
 
 Blobs stream from the archive (HEAD first: a blob the registry has is not sent again); the
 manifest is PUT byte for byte, so the pushed digest is the archive's digest.
@@ -15,7 +15,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from testbed.peers import registry
+from gitops_conformance.testbed.peers import registry
 
 from . import oci
 
@@ -46,7 +46,7 @@ def push_archive(archive: Path, base_url: str, target: str | None = None) -> tup
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.images.push", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.images.push", description=__doc__.splitlines()[0])
     ap.add_argument("archive", type=Path)
     ap.add_argument("registry", help="base URL, e.g. http://127.0.0.1:5000")
     ap.add_argument("target", nargs="?", help="REPOSITORY:TAG (default: the image's own name)")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 from . import oci
 

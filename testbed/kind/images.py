@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from testbed import build, versions
+from gitops_conformance.testbed import build, versions
 
 from . import imagearchive, rootfs, timings
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from gitops_conformance.waiter import Waiter
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 from . import docker
 

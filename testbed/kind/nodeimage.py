@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 from . import docker, images, rootfs, timings
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 from . import timings
 

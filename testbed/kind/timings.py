@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 
-from testbed import versions
+from gitops_conformance.testbed import versions
 
 
 def _file():

@@ -1,6 +1,6 @@
 """Git smart-HTTP server peer: `git http-backend` behind a threaded http.server.
 
-Run it:  python -m testbed.peers.gitserver --root DIR --users FILE --port N
+Run it:  python -m gitops_conformance.testbed.peers.gitserver --root DIR --users FILE --port N
 
 URL layout (repos are bare, created through the admin API or by hand under --root):
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from testbed.procs import ProcessSpec
+from ..procs import ProcessSpec
 
 HOST = "127.0.0.1"
 REALM = "git"
@@ -143,7 +143,7 @@ def spec(state_dir: Path, port: int, users_file: Path, root: Path, name: str = "
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return ProcessSpec(
         name=name,
-        argv=[sys.executable, "-m", "testbed.peers.gitserver",
+        argv=[sys.executable, "-m", "gitops_conformance.testbed.peers.gitserver",
               "--root", str(Path(root).resolve()), "--users", str(Path(users_file).resolve()),
               "--port", str(port)] + (["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []),
         env={"PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
@@ -651,7 +651,7 @@ def make_server(root: Path, users_file: Path, port: int, host: str = HOST) -> Gi
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.peers.gitserver", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.gitserver", description=__doc__.splitlines()[0])
     ap.add_argument("--root", required=True, type=Path, help="directory holding the bare repos <name>.git")
     ap.add_argument("--users", required=True, type=Path, help="JSON users file")
     ap.add_argument("--port", required=True, type=int)

@@ -9,7 +9,7 @@ not-ready address of each Service's EndpointSlices whose target is a pod, carryi
 `__meta_kubernetes_*` labels (namespace, service name, pod name, pod labels, port name), so
 the scrape config's relabelling is the one the kubernetes discovery would use.
 
-    python -m testbed.peers.k8s_sd --port 8083 [--pod-selector app=myapp]
+    python -m gitops_conformance.testbed.peers.k8s_sd --port 8083 [--pod-selector app=myapp]
 
 It listens on 127.0.0.1 only (Prometheus is in the same pod) and reads the API with the
 pod's service account (list endpointslices and pods, cluster-wide).
@@ -110,7 +110,7 @@ def make_handler(api: Api, pod_selector: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.peers.k8s_sd", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.k8s_sd", description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--pod-selector", default="", help="only pods matching this label selector (e.g. app=myapp)")
     args = ap.parse_args(argv)

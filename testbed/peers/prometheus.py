@@ -5,8 +5,8 @@ it listens on 127.0.0.1 only. The Debian package's own service (and the node exp
 it recommends) must not run: `install()` installs with --no-install-recommends and
 stops/disables the packaged service if apt started it.
 
-    python -m testbed.peers.prometheus install        # apt-get install if /usr/bin/prometheus is missing
-    python -m testbed.peers.prometheus query URL EXPR # one instant query, prints the value
+    python -m gitops_conformance.testbed.peers.prometheus install        # apt-get install if /usr/bin/prometheus is missing
+    python -m gitops_conformance.testbed.peers.prometheus query URL EXPR # one instant query, prints the value
 
 `spec(state_dir, port, targets)` writes `<state>/prometheus/prometheus.yml` scraping the
 targets every second. `query(base_url, promql)` asks it the way Argo Rollouts'
@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from testbed.procs import ProcessSpec
+from ..procs import ProcessSpec
 
 BINARY = "/usr/bin/prometheus"
 DEBIAN_PACKAGE = "prometheus"
@@ -41,7 +41,7 @@ def binary() -> str:
     path = BINARY if os.access(BINARY, os.X_OK) else shutil.which("prometheus")
     if not path:
         raise PrometheusMissing(
-            f"{BINARY} is missing: run `python -m testbed.peers.prometheus install` "
+            f"{BINARY} is missing: run `python -m gitops_conformance.testbed.peers.prometheus install` "
             f"(apt-get install --no-install-recommends {DEBIAN_PACKAGE}, as root)")
     return path
 
@@ -172,7 +172,7 @@ def is_nan(v: float | None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m testbed.peers.prometheus")
+    p = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.prometheus")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="apt-get install prometheus if missing; stop its packaged services")
     q = sub.add_parser("query", help="one instant query")

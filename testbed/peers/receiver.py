@@ -1,6 +1,6 @@
 """Notification receiver: the other end of what Argo CD's notifications controller sends.
 
-Runs as a host process (`python -m testbed.peers.receiver --port P --data-dir D`) and
+Runs as a host process (`python -m gitops_conformance.testbed.peers.receiver --port P --data-dir D`) and
 records every request it is sent (except its own /healthz and /_received control
 endpoints) to `<data-dir>/received.jsonl`, one JSON object a line:
 
@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import requests
 
-from testbed.procs import ProcessSpec
+from ..procs import ProcessSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JSONL_NAME = "received.jsonl"
@@ -97,7 +97,7 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _child_env() -> dict[str, str]:
-    """Let `python -m testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
+    """Let `python -m gitops_conformance.testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
     extra = os.environ.get("PYTHONPATH")
     return {"PYTHONPATH": str(REPO_ROOT) + (os.pathsep + extra if extra else ""), "PYTHONUNBUFFERED": "1"}
 
@@ -304,7 +304,7 @@ def make_server(port: int, data_dir: Path, slack_token_sha256: str | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m testbed.peers.receiver", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.receiver", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--slack-token-sha256", default=None, help="hex sha256 of the Slack bot token to accept")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def spec(state_dir: Path, port: int, slack_token_sha256: str | None = None, name: str = "receiver") -> ProcessSpec:
     data_dir = Path(state_dir) / name
-    argv = [sys.executable, "-m", "testbed.peers.receiver", "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "gitops_conformance.testbed.peers.receiver", "--port", str(port), "--data-dir", str(data_dir)]
     if slack_token_sha256:
         argv += ["--slack-token-sha256", slack_token_sha256]
     return ProcessSpec(

@@ -3,8 +3,8 @@ plus a Docker-free client that pushes tiny, valid images and moves tags.
 
 Run it:
 
-    from testbed.procs import Supervisor, free_port
-    from testbed.peers import registry
+    from gitops_conformance.testbed.procs import Supervisor, free_port
+    from gitops_conformance.testbed.peers import registry
     sup = Supervisor(state)
     spec = registry.spec(state, free_port())
     sup.wait_healthy(spec, sup.start(spec))

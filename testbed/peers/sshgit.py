@@ -19,7 +19,7 @@ Clone URL (tests and Argo CD):   ssh://root@127.0.0.1:PORT/git/<name>.git   (see
 Argo CD known hosts entry:       known_hosts_line(state_dir, port)
                                  -> "[127.0.0.1]:PORT ssh-ed25519 AAAA..."
 
-Run it:  python -m testbed.peers.sshgit serve --state-dir D --port N --root R
+Run it:  python -m gitops_conformance.testbed.peers.sshgit serve --state-dir D --port N --root R
 Other commands: keygen DIR, add-key --state-dir D PUBFILE [--read-only], known-hosts --state-dir D --port N
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.procs import ProcessSpec
+from ..procs import ProcessSpec
 
 HOST = "127.0.0.1"
 SSH_USER = "root"
@@ -365,7 +365,7 @@ def git_ssh_command(key: Path, known_hosts_file: Path, connect_timeout: int = 10
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.peers.sshgit", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.sshgit", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="prepare the state dir and exec sshd -D -e")
     s.add_argument("--state-dir", required=True, type=Path)

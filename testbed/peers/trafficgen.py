@@ -1,6 +1,6 @@
 """Traffic generator: a Prometheus exporter standing in for an application's traffic.
 
-`python -m testbed.peers.trafficgen --port P [--rps 100] [--service NAME ...]` serves
+`python -m gitops_conformance.testbed.peers.trafficgen --port P [--rps 100] [--service NAME ...]` serves
 `/metrics` (Prometheus text format 0.0.4) with one counter
 
     http_requests_total{service="<svc>",status="200"|"500"}
@@ -38,7 +38,7 @@ from typing import Any
 
 import requests
 
-from testbed.procs import ProcessSpec
+from ..procs import ProcessSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TICK = 0.5
@@ -46,7 +46,7 @@ DEFAULT_RPS = 100.0
 
 
 def _child_env() -> dict[str, str]:
-    """Let `python -m testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
+    """Let `python -m gitops_conformance.testbed.peers...` import the repo without an install, keeping any PYTHONPATH."""
     extra = os.environ.get("PYTHONPATH")
     return {"PYTHONPATH": str(REPO_ROOT) + (os.pathsep + extra if extra else ""), "PYTHONUNBUFFERED": "1"}
 
@@ -248,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m testbed.peers.trafficgen", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m gitops_conformance.testbed.peers.trafficgen", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--rps", type=float, default=DEFAULT_RPS, help="requests per second per service")
     p.add_argument("--service", action="append", default=[], help="a service to export from the start (rate 1.0)")

@@ -3,8 +3,8 @@ kind config, every image the manifests name loaded from the built archives, and 
 (fixtures/install.py: the pinned install.yamls, applied unchanged, pull policy adapted to the
 loaded images). The suite then treats it as any cluster of a user's.
 
-    python -m testbed.kind.certify_cluster up NAME KUBECONFIG    create, load, install; print the context
-    python -m testbed.kind.certify_cluster down NAME             delete it
+    python -m gitops_conformance.certify_cluster up NAME KUBECONFIG    create, load, install; print the context
+    python -m gitops_conformance.certify_cluster down NAME             delete it
 """
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import cluster as kind_cluster, lifecycle, nodeimage
+from gitops_conformance.testbed.kind import cluster as kind_cluster, lifecycle, nodeimage
 
 
 def up(name: str, kubeconfig: Path) -> str:
     import os
 
-    from fixtures import install
-    from fixtures.kube import Kube
-    from fixtures.providers import _kind_images, _load_images  # the same checks and loads as --cluster kind
-    from fixtures.options import Settings
+    from gitops_conformance.fixtures import install
+    from gitops_conformance.fixtures.kube import Kube
+    # the same checks and loads as --cluster kind
+    from gitops_conformance.fixtures.providers import _kind_images, _load_images
+    from gitops_conformance.fixtures.options import Settings
 
     settings = Settings(cluster="existing", reuse_testbed=None, kubeconfig=None, context=None, engine="argocd",
                         keep_on_failure=False, timeout_scale=1.0, allow_context=None, install=False, git_url=None,
@@ -39,13 +40,13 @@ def up(name: str, kubeconfig: Path) -> str:
 
 
 def _load_images_named(archives: dict, name: str) -> None:
-    from testbed.images import kind as kind_load
+    from gitops_conformance.testbed.images import kind as kind_load
 
     kind_load.load(sorted({Path(a) for a in archives.values()}), name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.kind.certify_cluster", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m gitops_conformance.certify_cluster", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up")
     u.add_argument("name")
