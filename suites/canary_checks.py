@@ -104,7 +104,7 @@ class Recorder:
         """The canary weight of every version of the canary Ingress, repeats collapsed."""
         seen: list[int] = []
         for c in self.ingress.snapshot():
-            raw = c.annotation(step5.WEIGHT_ANNOTATION) if c.name == step5.CANARY_INGRESS else None
+            raw = c.annotation(probes.WEIGHT_ANNOTATION) if c.name == step5.CANARY_INGRESS else None
             if raw not in (None, "") and c.type != "DELETED" and (not seen or seen[-1] != int(raw)):
                 seen.append(int(raw))
         return seen
