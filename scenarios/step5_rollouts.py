@@ -155,6 +155,43 @@ def plugin(kube: Kube, namespace: str, *args: str, timeout: float = 60) -> subpr
                           env={**kube.env, "KUBECONFIG": str(kube.kubeconfig)})
 
 
+# ---- actions (When): the procedure's ways to release, through Git and with the plugin -----------
+
+def release(app: "DeployedRollout", tag: str) -> str:
+    """The GitOps release: the prod overlay's image tag set to `tag`, committed and pushed.
+    Returns the commit (Argo CD syncs it; the Rollouts controller walks the canary)."""
+    step2.set_prod(app.repo, tag=tag)
+    return app.repo.commit_and_push(f"Release myapp {tag}")
+
+
+def rollouts_command(kube: Kube, app: "DeployedRollout", *args: str) -> str:
+    """One of step 5's `kubectl argo rollouts` commands on this step's Rollout. A refusal fails
+    the step at once, naming the command (the controller's reaction is for the checks)."""
+    command = "kubectl argo rollouts " + " ".join(args)
+    proc = plugin(kube, app.namespace, *args)
+    checks.expect(proc.returncode == 0, what=f"`{command}` (procedure step 5)", expected="exit 0",
+                  observed=f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}",
+                  remediation=hints.for_item("canary"))
+    return proc.stdout
+
+
+def set_image(kube: Kube, app: "DeployedRollout", tag: str) -> str:
+    """`kubectl argo rollouts set image myapp myapp=<image>:<tag>`: a canary started out of band."""
+    return rollouts_command(kube, app, "set", "image", ROLLOUT, f"myapp={app.image}:{tag}")
+
+
+def promote(kube: Kube, app: "DeployedRollout") -> str:
+    return rollouts_command(kube, app, "promote", ROLLOUT)
+
+
+def abort(kube: Kube, app: "DeployedRollout") -> str:
+    return rollouts_command(kube, app, "abort", ROLLOUT)
+
+
+def undo(kube: Kube, app: "DeployedRollout") -> str:
+    return rollouts_command(kube, app, "undo", ROLLOUT)
+
+
 def rollout_healthy(kube: Kube, namespace: str, image: str | None = None) -> checks.Probe:
     return probes.rollout_healthy(kube, namespace, ROLLOUT, canary_ingress=CANARY_INGRESS, image=image)
 

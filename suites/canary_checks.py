@@ -17,7 +17,6 @@ from gitops_conformance.fixtures.changes import ChangeLog
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.probes import RolloutView as View, analysis_measurements
-from gitops_conformance.scenarios import step2_applications as step2
 from gitops_conformance.scenarios import step5_rollouts as step5
 from gitops_conformance.scenarios.step5_rollouts import DeployedRollout, look
 
@@ -134,12 +133,10 @@ class Recorder:
         return v
 
 
-def _commit_tag(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
-                rec: "Recorder") -> str:
-    """The GitOps trigger: a new image tag in the prod overlay, synced by Argo CD. The recorder
-    keeps watching meanwhile: the first weight may be set before the sync is reported."""
-    step2.set_prod(app.repo, tag=tag)
-    sha = app.repo.commit_and_push(f"Release myapp {tag}")
+def _synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, sha: str,
+            rec: "Recorder") -> None:
+    """Argo CD synced the release commit. The recorder keeps looking meanwhile: the first weight
+    may be set before the sync is reported."""
     synced = probes.app_synced(argocd, app.name, revision=sha, healthy=False)
 
     def probe() -> Observation:
@@ -150,7 +147,6 @@ def _commit_tag(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Deployed
                  what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
                  expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
                  evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-    return sha
 
 
 @dataclasses.dataclass
@@ -162,67 +158,66 @@ class CanaryResult:
     decision_s: float | None
 
 
-def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
-                      timeout: float = CANARY) -> CanaryResult:
-    """Healthy traffic: a Git commit walks the canary 20→40→60→80→100, the analysis is
-    Successful, the new revision becomes stable, and Argo CD stays Synced (no fight)."""
-    tag = traffic.release(app.metric_service, tag, 1.0)
-    old = look(kube, app.namespace)
+def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, rec: Recorder, *,
+                      before: View, tag: str, sha: str, timeout: float = CANARY) -> CanaryResult:
+    """After a release of `tag` (commit `sha`) under healthy traffic, watched by `rec` from before
+    the commit: the canary walks 20→40→60→80→100, the analysis is Successful, the new revision
+    becomes stable (not `before`'s), and Argo CD stays Synced (no fight)."""
+    old = before
     new_image = f"{app.image}:{tag}"
-    with Recorder(kube, app.namespace) as rec:
-        sha = _commit_tag(waiter, kube, argocd, app, tag, rec)
+    _synced(waiter, kube, argocd, app, tag, sha, rec)
 
-        def promoted() -> Observation:
-            v = rec.look()
-            seen = f"{v.describe()}; weights seen={rec.weights}"
-            if v.status_stale:
-                return checks.pending(f"{_stale(v)}; {seen}")
-            bad = _bad_analysis(v)
-            if bad or v.abort or v.phase == "Degraded":
-                return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
-            if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
-                    and v.stable_rs != old.stable_rs):
-                return checks.ok(seen)
-            return checks.pending(seen)
+    def promoted() -> Observation:
+        v = rec.look()
+        seen = f"{v.describe()}; weights seen={rec.weights}"
+        if v.status_stale:
+            return checks.pending(f"{_stale(v)}; {seen}")
+        bad = _bad_analysis(v)
+        if bad or v.abort or v.phase == "Degraded":
+            return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
+        if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
+                and v.stable_rs != old.stable_rs):
+            return checks.ok(seen)
+        return checks.pending(seen)
 
-        what = f"canary rollout of {new_image} in {app.namespace}"
-        waiter.until(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                     expected=f"weights {'→'.join(map(str, step5.WEIGHTS))} step by step, analysis "
-                                   f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-        walked = [w for w in rec.weights if w > 0]
-        checks.expect(all(w in walked for w in step5.WEIGHTS[:-1]) and walked == sorted(walked),
-                      what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
-                      expected=f"the canary Ingress weight rising through {list(step5.WEIGHTS[:-1])}",
-                      remediation=REMEDY)
+    what = f"canary rollout of {new_image} in {app.namespace}"
+    waiter.until(promoted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                 expected=f"weights {'→'.join(map(str, step5.WEIGHTS))} step by step, analysis "
+                               f"Successful, revision {tag} stable", evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    walked = [w for w in rec.weights if w > 0]
+    checks.expect(all(w in walked for w in step5.WEIGHTS[:-1]) and walked == sorted(walked),
+                  what=f"{what}: traffic weights", observed=f"canary-weight sequence {rec.weights}, steps {rec.steps}",
+                  expected=f"the canary Ingress weight rising through {list(step5.WEIGHTS[:-1])}",
+                  remediation=REMEDY)
 
-        new_hash = look(kube, app.namespace).current_hash
+    new_hash = look(kube, app.namespace).current_hash
 
-        def analysis_done() -> Observation:
-            runs = _runs_of(rec.look(), new_hash)
-            seen = f"analysisruns of revision {new_hash}: " + (", ".join(
-                f"{a['name']}={a['phase'] or 'Pending'} measurements={analysis_measurements(a)}" for a in runs) or "none")
-            # a background run that only errored still ends "Successful (Run Terminated)": require a
-            # measurement that actually met the success condition
-            if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
-                return checks.ok(seen)
-            if any(a["phase"] in BAD_ANALYSIS + ("Successful",) for a in runs):
-                return checks.failed(seen, "the analysis never measured a success: the rollout was promoted unverified")
-            return checks.pending(seen)
+    def analysis_done() -> Observation:
+        runs = _runs_of(rec.look(), new_hash)
+        seen = f"analysisruns of revision {new_hash}: " + (", ".join(
+            f"{a['name']}={a['phase'] or 'Pending'} measurements={analysis_measurements(a)}" for a in runs) or "none")
+        # a background run that only errored still ends "Successful (Run Terminated)": require a
+        # measurement that actually met the success condition
+        if any(a["phase"] == "Successful" and any(m[0] == "Successful" for m in a["measurements"]) for a in runs):
+            return checks.ok(seen)
+        if any(a["phase"] in BAD_ANALYSIS + ("Successful",) for a in runs):
+            return checks.failed(seen, "the analysis never measured a success: the rollout was promoted unverified")
+        return checks.pending(seen)
 
-        # background analysis ends when the rollout completes; its phase lands just after
-        waiter.until(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
-                     remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-        run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
+    # background analysis ends when the rollout completes; its phase lands just after
+    waiter.until(analysis_done, timeout=30, what=f"{what}: analysis", expected="AnalysisRun Successful",
+                 remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    run = next(a for a in _runs_of(look(kube, app.namespace), new_hash) if a["phase"] == "Successful")
 
-        def settled() -> Observation:
-            v = look(kube, app.namespace)
-            return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
+    def settled() -> Observation:
+        v = look(kube, app.namespace)
+        return (checks.ok if v.canary_weight == 0 else checks.pending)(f"canary-weight={v.canary_weight}")
 
-        waiter.until(checks.all_of(settled, step5.app_synced(argocd, app.name, revision=sha)), timeout=30,
-                     what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
-                     expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
-                              "(Argo CD does not fight the Rollouts controller)")
-        return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
+    waiter.until(checks.all_of(settled, step5.app_synced(argocd, app.name, revision=sha)), timeout=30,
+                 what=f"{what}: after promotion", remediation=REMEDY, evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app),
+                 expected=f"canary weight back to 0 and the Application still Synced at {sha[:10]} with the Rollout Healthy "
+                          "(Argo CD does not fight the Rollouts controller)")
+    return CanaryResult(rec.weights, rec.steps, run["name"], run["phase"], _decision_seconds(run, rec))
 
 
 def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
@@ -234,66 +229,55 @@ def _stable_pods(kube: Kube, namespace: str, pod_hash: str) -> str:
     return f"rs={[r['metadata']['name'] for r in rs]} pods={len(pods)} ready={ready} images={images}"
 
 
-def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, traffic, app: DeployedRollout, *, tag: str,
-                  rate: float = 0.5,
-                  timeout: float = ABORT) -> float | None:
-    """Failing traffic: the AnalysisRun fails, the rollout aborts (Degraded) and the old revision
-    keeps serving (stable RS and pods on the old image, canary weight 0). Returns the analysis
-    decision time. On a cluster the release answers errors itself (traffic.release picks it)."""
-    tag = traffic.release(app.metric_service, tag, rate)
-    old = look(kube, app.namespace)
+def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, rec: Recorder, *,
+                  before: View, tag: str, sha: str, rate: float, timeout: float = ABORT) -> float | None:
+    """After a release of `tag` (commit `sha`) whose traffic succeeds at `rate` only, watched by
+    `rec` from before the commit: the AnalysisRun fails, the rollout aborts (Degraded) and
+    `before`'s revision keeps serving (stable RS and pods on the old image, canary weight 0).
+    Returns the analysis decision time."""
+    old = before
     new_image = f"{app.image}:{tag}"
-    with Recorder(kube, app.namespace) as rec:
-        _commit_tag(waiter, kube, argocd, app, tag, rec)
+    _synced(waiter, kube, argocd, app, tag, sha, rec)
 
-        def aborted() -> Observation:
-            v = rec.look()
-            seen = f"{v.describe()}; weights seen={rec.weights}"
-            if v.status_stale:
-                return checks.pending(f"{_stale(v)}; {seen}")
-            if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
-                return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
-                                           f"did not fail it")
-            runs = _runs_of(v, v.current_hash)
-            if any(a["phase"] in ("Error", "Inconclusive") for a in runs):
-                return checks.failed(seen, "the analysis did not decide Failed: " + (_bad_analysis(v) or ""))
-            ok = v.abort and v.phase == "Degraded" and any(a["phase"] == "Failed" for a in runs)
-            return checks.ok(seen) if ok else checks.pending(seen)
+    def aborted() -> Observation:
+        v = rec.look()
+        seen = f"{v.describe()}; weights seen={rec.weights}"
+        if v.status_stale:
+            return checks.pending(f"{_stale(v)}; {seen}")
+        if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
+            return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
+                                       f"did not fail it")
+        runs = _runs_of(v, v.current_hash)
+        if any(a["phase"] in ("Error", "Inconclusive") for a in runs):
+            return checks.failed(seen, "the analysis did not decide Failed: " + (_bad_analysis(v) or ""))
+        ok = v.abort and v.phase == "Degraded" and any(a["phase"] == "Failed" for a in runs)
+        return checks.ok(seen) if ok else checks.pending(seen)
 
-        what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
-        waiter.until(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
-                     expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
-                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-        failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
-                          if a["phase"] == "Failed")
+    what = f"canary of {new_image} with success rate {rate} in {app.namespace}"
+    waiter.until(aborted, timeout=timeout, what=what, remediation=REMEDY, **FAST,
+                 expected="AnalysisRun Failed, rollout aborted (status.abort, phase Degraded)",
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    failed_run = next(a for a in _runs_of(look(kube, app.namespace), look(kube, app.namespace).current_hash)
+                      if a["phase"] == "Failed")
 
-        def old_serves() -> Observation:
-            v = look(kube, app.namespace)
-            svc = kube.get("service", step5.STABLE_SVC, app.namespace) or {}
-            selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
-            pods = _stable_pods(kube, app.namespace, old.stable_rs)
-            seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
-                   f"canary-weight={v.canary_weight}, stable {pods}"
-            ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
-                  and f"images=['{old.image}']" in pods and "ready=5" in pods)
-            return checks.ok(seen) if ok else checks.pending(seen)
+    def old_serves() -> Observation:
+        v = look(kube, app.namespace)
+        svc = kube.get("service", step5.STABLE_SVC, app.namespace) or {}
+        selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
+        pods = _stable_pods(kube, app.namespace, old.stable_rs)
+        seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
+               f"canary-weight={v.canary_weight}, stable {pods}"
+        ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
+              and f"images=['{old.image}']" in pods and "ready=5" in pods)
+        return checks.ok(seen) if ok else checks.pending(seen)
 
-        waiter.until(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
-                     expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
-                     evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
-        return _decision_seconds(failed_run, rec)
+    waiter.until(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
+                 expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                 evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    return _decision_seconds(failed_run, rec)
 
 
     # ----- the procedure's kubectl argo rollouts commands ---------------------------------------
-
-def _cli(kube: Kube, app: DeployedRollout, *args: str) -> str:
-    """`kubectl argo rollouts <args> -n <ns>`; a refusal is a failed check naming the command."""
-    command = "kubectl argo rollouts " + " ".join(args)
-    proc = step5.plugin(kube, app.namespace, *args)
-    checks.expect(proc.returncode == 0, what=f"`{command}` (procedure step 5)", expected="exit 0",
-                  observed=f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}", remediation=REMEDY)
-    return proc.stdout
-
 
 def _until(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, what: str, expected: str, cond,
            timeout: float = CLI) -> View:
@@ -309,9 +293,8 @@ def _until(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollo
 
 def set_image_pauses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, *,
                      timeout: float = CLI) -> View:
-    """`set image` starts a canary that stops at the indefinite `pause: {}` with 20% weight."""
+    """After step5.set_image(tag): a canary that stops at the indefinite `pause: {}` with 20% weight."""
     image = f"{app.image}:{tag}"
-    _cli(kube, app, "set", "image", step5.ROLLOUT, f"myapp={image}")
     return _until(waiter, kube, argocd, app, f"`kubectl argo rollouts set image myapp myapp={image}`",
                   "phase Paused at step 1 (pause: {}) with canary weight 20",
                   lambda v: v.image == image and v.phase == "Paused" and v.step_index == 1 and v.canary_weight == 20,
@@ -320,8 +303,8 @@ def set_image_pauses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Dep
 
 def set_image_holds(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str,
                     hold: float = 15.0) -> View:
-    """`set image` under the procedure's own Application: the canary it starts must not be undone
-    by Argo CD for `hold` seconds (selfHeal reverts an out-of-band spec edit to Git's)."""
+    """After step5.set_image(tag) under the procedure's own Application: the canary it starts must
+    not be undone by Argo CD for `hold` seconds (selfHeal reverts an out-of-band spec edit to Git's)."""
     image = f"{app.image}:{tag}"
     set_image_pauses(waiter, kube, argocd, app, tag)
     t0 = time.monotonic()
@@ -344,8 +327,8 @@ def set_image_holds(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Depl
 
 def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, *,
                       timeout: float = CLI) -> View:
+    """After step5.promote: past the pause, the paused canary's image stable (promote leaves the spec alone)."""
     image = look(kube, app.namespace).image
-    _cli(kube, app, "promote", step5.ROLLOUT)
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts promote myapp`",
                   f"past the pause, Healthy with {image} stable",
                   lambda v: v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == image, timeout)
@@ -353,7 +336,7 @@ def promote_completes(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: De
 
 def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, stable_rs: str, *,
                             timeout: float = CLI) -> View:
-    _cli(kube, app, "abort", step5.ROLLOUT)
+    """After step5.abort: aborted, traffic back on `stable_rs`."""
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts abort myapp`",
                   f"status.abort, phase Degraded, canary weight 0, stable still {stable_rs}",
                   lambda v: v.abort and v.phase == "Degraded" and v.canary_weight == 0 and v.stable_rs == stable_rs,
@@ -362,7 +345,7 @@ def abort_returns_to_stable(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, a
 
 def undo_rolls_back(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, previous_image: str, *,
                     timeout: float = CLI) -> View:
-    _cli(kube, app, "undo", step5.ROLLOUT)
+    """After step5.undo: the spec back at the previous revision's image, rolled out."""
     return _until(waiter, kube, argocd, app, "`kubectl argo rollouts undo myapp`",
                   f"spec back to the previous revision's {previous_image}, Healthy, abort cleared",
                   lambda v: v.image == previous_image and v.phase == "Healthy" and not v.abort

@@ -3,6 +3,7 @@ asserts the check FAILS within its bound with a message naming the cause. Local 
 run serially (one stops the shared Rollouts controller and restores it)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -17,14 +18,24 @@ pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup]
 SHORT = 20.0  # the working canary walks 20→100 in ~20s with analysis; stuck, it never starts
 
 
+@contextlib.contextmanager
+def released(kube, traffic, app, tag: str, rate: float):
+    """Given traffic answering `rate` for `tag` and the canary watched, when `tag` is committed:
+    yields the recorder and the release (before, tag, sha) the canary checks take."""
+    tag = traffic.release(app.metric_service, tag, rate)
+    before = step5.look(kube, app.namespace)
+    with canary_checks.Recorder(kube, app.namespace) as rec:
+        yield rec, {"before": before, "tag": tag, "sha": step5.release(app, tag)}
+
 
 @pytest.mark.breaks("suites.canary_checks.canary_progresses")
 def test_canary_check_fails_when_rollouts_controller_is_stopped(deploy_rollout, kube, argocd, traffic, testbed_handle, waiter):
     app = deploy_rollout()
     testbed_handle.stop_component("rollouts-controller")
     try:
-        message = fails_within(canary_checks.canary_progresses, waiter, kube, argocd, traffic, app, tag="v9.9.9",
-                         timeout=SHORT, bound=SHORT)
+        with released(kube, traffic, app, "v9.9.9", 1.0) as (rec, release):
+            message = fails_within(canary_checks.canary_progresses, waiter, kube, argocd, app, rec, **release,
+                                   timeout=SHORT, bound=SHORT)
     finally:
         testbed_handle.start_component("rollouts-controller")
     assert "has not updated the Rollout status" in message and "does not progress" in message, message
@@ -36,8 +47,9 @@ def test_canary_check_fails_when_analysis_query_returns_nothing(deploy_rollout, 
     empty vector, which the analysis must not pass."""
     app = deploy_rollout(metric_service=unique("no-such-service"))
     fed = dataclasses.replace(app, metric_service=f"myapp-canary.{app.namespace}")  # traffic goes elsewhere
-    message = fails_within(canary_checks.canary_progresses, waiter, kube, argocd, traffic, fed, tag="v9.9.9",
-                     timeout=canary_checks.CANARY, bound=canary_checks.CANARY)
+    with released(kube, traffic, fed, "v9.9.9", 1.0) as (rec, release):
+        message = fails_within(canary_checks.canary_progresses, waiter, kube, argocd, fed, rec, **release,
+                               timeout=canary_checks.CANARY, bound=canary_checks.CANARY)
     assert "AnalysisRun" in message or "analysisruns" in message, message
     assert "Error" in message, message
 
@@ -48,8 +60,9 @@ def test_canary_check_fails_with_the_procedures_verbatim_success_condition(deplo
     with a number: every measurement errors and a canary at 0.5 success is promoted unverified.
     The abort check must catch that (and the suites use `result[0] >= 0.95`)."""
     app = deploy_rollout(success_condition=step5.PROCEDURE_SUCCESS_CONDITION)
-    message = fails_within(canary_checks.canary_aborts, waiter, kube, argocd, traffic, app, tag="v1.1.0", rate=0.5,
-                     bound=canary_checks.CANARY)
+    with released(kube, traffic, app, "v1.1.0", 0.5) as (rec, release):
+        message = fails_within(canary_checks.canary_aborts, waiter, kube, argocd, app, rec, **release, rate=0.5,
+                               bound=canary_checks.CANARY)
     assert "mismatched types" in message or "Error" in message, message
 
 
@@ -59,6 +72,7 @@ def test_set_image_check_fails_when_self_heal_reverts_it(deploy_rollout, kube, a
     Argo CD puts Git's image back (the "revision mismatch" note of step 5). The check says so."""
     app = deploy_rollout(indefinite_pause=True)
     traffic.release(app.metric_service, "v1.1.0", 1.0)
+    step5.set_image(kube, app, "v1.1.0")
     message = fails_within(canary_checks.set_image_holds, waiter, kube, argocd, app, "v1.1.0",
                            bound=canary_checks.CANARY)
     assert "selfHeal=true" in message or "reverted" in message, message
@@ -73,12 +87,14 @@ def test_cli_checks_fail_when_rollouts_controller_is_stopped(deploy_rollout, kub
     app = deploy_rollout(indefinite_pause=True, changes={"spec.syncPolicy.automated.selfHeal": False})
     traffic.release(app.metric_service, "v1.1.0", 1.0)
     stable = step5.look(kube, app.namespace)
+    step5.set_image(kube, app, "v1.1.0")
     canary_checks.set_image_pauses(waiter, kube, argocd, app, "v1.1.0")  # paused at 20%, the controller still up
     with testbed_handle.stopped("rollouts-controller"):
-        for check, args in ((canary_checks.promote_completes, ()),
-                            (canary_checks.abort_returns_to_stable, (stable.stable_rs,)),
-                            (canary_checks.undo_rolls_back, (stable.image,)),
-                            (canary_checks.set_image_pauses, ("v1.2.0",))):
+        for act, check, args in ((lambda: step5.promote(kube, app), canary_checks.promote_completes, ()),
+                                 (lambda: step5.abort(kube, app), canary_checks.abort_returns_to_stable, (stable.stable_rs,)),
+                                 (lambda: step5.undo(kube, app), canary_checks.undo_rolls_back, (stable.image,)),
+                                 (lambda: step5.set_image(kube, app, "v1.2.0"), canary_checks.set_image_pauses, ("v1.2.0",))):
+            act()  # the command only writes the Rollout: it succeeds with the controller stopped
             message = fails_within(check, waiter, kube, argocd, app, *args, timeout=SHORT, bound=SHORT)
             assert "cause: rollouts-controller is not running" in message, (check.__name__, message)
             assert "kubectl argo rollouts" in message, (check.__name__, message)
@@ -91,7 +107,8 @@ def test_history_check_fails_when_the_rollout_keeps_no_history(deploy_rollout, k
     patch = "- op: replace\n  path: /spec/revisionHistoryLimit\n  value: 0\n"
     app = deploy_rollout(changes={"spec.source.kustomize": {"patches": [
         {"target": {"group": "argoproj.io", "kind": "Rollout", "name": step5.ROLLOUT}, "patch": patch}]}})
-    canary_checks.canary_progresses(waiter, kube, argocd, traffic, app, tag="v1.1.0")
+    with released(kube, traffic, app, "v1.1.0", 1.0) as (rec, release):
+        canary_checks.canary_progresses(waiter, kube, argocd, app, rec, **release)
 
     def old_revision_dropped() -> Observation:
         kept = canary_checks.kept_revisions(kube, app.namespace)
