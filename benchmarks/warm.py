@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -48,10 +49,12 @@ def warm_testbed(given: Path | None, prefix: str) -> Iterator[Path]:
     state = given or Path(tempfile.mkdtemp(prefix=prefix))
     tb = Testbed(state, out=lambda line: None)
     started = not tb.is_up()
-    if started:
-        tb.up()
     try:
+        if started:
+            tb.up()
         yield state
     finally:
         if started:
             tb.down(quiet=True)
+        if given is None:  # ours: its etcd data, logs and certificates go too (also after Ctrl-C)
+            shutil.rmtree(state, ignore_errors=True)
