@@ -25,12 +25,15 @@ import base64
 import dataclasses
 import os
 import secrets
+import subprocess
+import time
 from typing import Callable
 
 import pytest
 import yaml
 
 from gitops_conformance import redact
+from gitops_conformance.fixtures.argocd import ArgoCD
 from gitops_conformance.fixtures.cleanup import Tracker
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.peers import Receiver
@@ -223,6 +226,25 @@ def _configure(target: Target, kube: Kube, tracker: Tracker, diagnostics: Diagno
     diagnostics.components.append("argocd-notifications")
     diagnostics.objects.append(("configmap", CM, target.argocd_namespace))
     return n
+
+
+@dataclasses.dataclass(frozen=True)
+class OnDemand:
+    """What `notify_on_demand` ran and when: the check reads its output and waits for delivery."""
+    command: str                       # as a user would type it
+    proc: subprocess.CompletedProcess
+    at: float                          # time.time() just before it ran
+
+
+def notify_on_demand(target: Target, argocd: ArgoCD, n: Notifications, app_name: str) -> OnDemand:
+    """Step 6's on-demand send (When): `argocd admin notifications template notify app-sync-failed
+    <app> --recipient slack:<channel>`, run where the notifications controller runs (its pod on a
+    cluster: the Slack API it posts to has an in-cluster name), as Argo CD's notifications docs run it."""
+    at = time.time()
+    proc = target.notifications_cli(argocd, "template", "notify", "app-sync-failed", app_name,
+                                    "--recipient", f"slack:{n.channel}", "-n", target.argocd_namespace, timeout=60)
+    return OnDemand(f"argocd admin notifications template notify app-sync-failed {app_name} "
+                    f"--recipient slack:{n.channel}", proc, at)
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from gitops_conformance.fixtures import checks, diagnose, hints, probes
 from gitops_conformance.fixtures.argocd import ArgoCD
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.kube import Kube
-from gitops_conformance.fixtures.providers import Target
-from gitops_conformance.scenarios import step2_applications as step2
-from gitops_conformance.scenarios.step2_applications import DeployedApp
-from gitops_conformance.scenarios.step6_notifications import NOTIFIED, Notifications
 from gitops_conformance.fixtures.peers import recorded_secret as redacted
+from gitops_conformance.fixtures.providers import Target
+from gitops_conformance.scenarios.step2_applications import DeployedApp
+from gitops_conformance.scenarios.step6_notifications import NOTIFIED, Notifications, OnDemand
 
 # Bounds (seconds, before --timeout-scale). The testbed delivers within ~1-2 s.
 DELIVERY = 45.0
@@ -203,13 +202,11 @@ def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Tar
 
 
 def sync_failure_reaches_slack(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
-                               app: DeployedApp, *,
+                               app: DeployedApp, sha: str, *,
                                timeout: float = DELIVERY) -> tuple[dict, float]:
-    """Commit a manifest the API server rejects (replicas: -1); the sync must fail and
-    on-sync-failed must post app-sync-failed to the subscribed channel, naming the app and
-    the reason. Returns (the post, seconds from the operation's finishedAt to receipt)."""
-    step2.set_prod(app.repo, replicas=-1)
-    sha = app.repo.commit_and_push("Break prod: replicas -1 (rejected by the API server)")
+    """After commit `sha` with a manifest the API server rejects (replicas: -1): the sync fails
+    and on-sync-failed posts app-sync-failed to the subscribed channel, naming the app and the
+    reason. Returns (the post, seconds from the operation's finishedAt to receipt)."""
 
     def failed() -> Observation:
         s = probes.app_state(argocd, app.name)
@@ -229,20 +226,17 @@ def sync_failure_reaches_slack(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD
 
 
 def template_notify(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications,
-                    app_name: str, *,
+                    app_name: str, sent: OnDemand, *,
                     timeout: float = DELIVERY) -> tuple[dict, float]:
-    """`argocd admin notifications template notify app-sync-failed <app> --recipient slack:<channel>`
-    delivers on demand (the CLI reads the ConfigMap/Secret and sends itself).
-    Returns (the post, seconds from the command to receipt)."""
-    t0 = time.time()
-    # where the notifications controller runs (its pod on a cluster: the Slack API it posts to
-    # has an in-cluster name), as Argo CD's notifications docs run it
-    proc = target.notifications_cli(argocd, "template", "notify", "app-sync-failed", app_name,
-                                    "--recipient", f"slack:{n.channel}", "-n", target.argocd_namespace, timeout=60)
+    """After step6.notify_on_demand (`argocd admin notifications template notify app-sync-failed
+    <app> --recipient slack:<channel>`, which reads the ConfigMap/Secret and sends itself): the
+    command reported no error and the message arrived. Returns (the post, seconds from the
+    command to receipt)."""
+    t0, proc = sent.at, sent.proc
     # the CLI exits 0 even when delivery failed; its "failed to notify" line says why
     lines = (proc.stdout + proc.stderr).splitlines()
     errors = [ln.strip()[-300:] for ln in lines if "failed to notify" in ln or '"level":"error"' in ln]
-    what = f"on-demand `argocd admin notifications template notify app-sync-failed {app_name} --recipient slack:{n.channel}`"
+    what = f"on-demand `{sent.command}`"
     if proc.returncode != 0 or errors:
         checks.fail_now(what=what, expected="exit 0 and a Slack message",
                         observed=f"exit {proc.returncode}: " + ("; ".join(errors) or "\n".join(lines[-3:])[-600:]),

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios import step6_notifications as step6
 from gitops_conformance.scenarios.step6_notifications import FAST_FAIL
 from gitops_conformance.suites import auto_sync_checks, notifications_checks as nc
 from gitops_conformance.suites import flux_notifications_checks as flux_nc
@@ -37,7 +38,8 @@ def test_failed_sync_is_reported_to_slack(slack_notifications, deploy_myapp, kub
     n = slack_notifications()
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
-    _, latency = nc.sync_failure_reaches_slack(waiter, kube, argocd, target, n, app)
+    sha = step2.commit_prod(app.repo, replicas=-1)  # When: a manifest the API server rejects
+    _, latency = nc.sync_failure_reaches_slack(waiter, kube, argocd, target, n, app, sha)
     record_metric("event_to_notified_s", latency)
 
 
@@ -45,7 +47,8 @@ def test_failed_sync_is_reported_to_slack(slack_notifications, deploy_myapp, kub
 def test_template_notify_delivers_on_demand(slack_notifications, deploy_myapp, kube, argocd, target, record_metric, waiter):
     n = slack_notifications()
     app = deploy_myapp()
-    _, latency = nc.template_notify(waiter, kube, argocd, target, n, app.name)
+    sent = step6.notify_on_demand(target, argocd, n, app.name)  # When: the on-demand send
+    _, latency = nc.template_notify(waiter, kube, argocd, target, n, app.name, sent)
     record_metric("command_to_notified_s", latency)
 
 

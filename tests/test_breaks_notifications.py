@@ -11,6 +11,7 @@ import pytest
 
 from tests.breaking import fails_within
 from gitops_conformance.scenarios import step2_applications as step2
+from gitops_conformance.scenarios import step6_notifications as step6
 from gitops_conformance.scenarios.step6_notifications import FAST_FAIL, IGNORE_REPLICAS
 from gitops_conformance.suites import drift_alerts_checks, notifications_checks as nc
 
@@ -28,7 +29,8 @@ def test_sync_failed_check_fails_with_wrong_slack_token(slack_notifications, dep
     app = deploy_myapp(changes={"metadata.annotations": n.subscriptions(sync_failed=True),
                                 "spec.syncPolicy.retry": FAST_FAIL})
     # bound: the sync must fail first (a few seconds), then the rejected post is terminal
-    message = fails_within(nc.sync_failure_reaches_slack, waiter, kube, argocd, target, n, app, timeout=SHORT,
+    sha = step2.commit_prod(app.repo, replicas=-1)
+    message = fails_within(nc.sync_failure_reaches_slack, waiter, kube, argocd, target, n, app, sha, timeout=SHORT,
                            bound=SHORT + 30)
     assert "rejected" in message and "invalid_auth" in message and "auth_ok: False" in message, message
     assert n.slack_token not in message
@@ -38,7 +40,9 @@ def test_sync_failed_check_fails_with_wrong_slack_token(slack_notifications, dep
 def test_template_notify_check_fails_with_wrong_slack_api_url(slack_notifications, deploy_myapp, kube, argocd, target, waiter):
     n = slack_notifications(slack_api_url=f"{target.receiver.engine_url.rstrip('/')}/not-slack/api/")
     app = deploy_myapp()
-    message = fails_within(nc.template_notify, waiter, kube, argocd, target, n, app.name, timeout=SHORT, bound=SHORT)
+    sent = step6.notify_on_demand(target, argocd, n, app.name)
+    message = fails_within(nc.template_notify, waiter, kube, argocd, target, n, app.name, sent, timeout=SHORT,
+                           bound=SHORT)
     assert "template notify app-sync-failed" in message and "failed to notify" in message and "404" in message, message
 
 
