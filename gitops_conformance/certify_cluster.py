@@ -22,7 +22,7 @@ def up(name: str, kubeconfig: Path) -> str:
     from gitops_conformance.fixtures import install
     from gitops_conformance.fixtures.kube import Kube
     # the same checks and loads as --cluster kind
-    from gitops_conformance.fixtures.providers import _kind_images, _load_images
+    from gitops_conformance.fixtures.providers import _kind_images
     from gitops_conformance.fixtures.options import Settings
 
     settings = Settings(cluster="existing", reuse_testbed=None, kubeconfig=None, context=None, engine="argocd",
