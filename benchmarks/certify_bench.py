@@ -10,6 +10,7 @@ and the ratio serial/parallel. Target (issue 14): parallel median <= 180 s on 2 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,8 @@ TARGET_S = 180.0
 
 
 def certify(state_dir: Path, workers: int) -> tuple[float, str]:
+    """One certification; a run that is not CERTIFIED keeps its report (and pytest's output) in a
+    directory of its own, named in the outcome, so a flake can be read afterwards."""
     with tempfile.TemporaryDirectory() as report:
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "gitops_conformance.cli", "certify", "--report-dir", report,
@@ -31,6 +34,11 @@ def certify(state_dir: Path, workers: int) -> tuple[float, str]:
                               cwd=ROOT, capture_output=True, text=True)
         elapsed = time.monotonic() - t0
         outcome = report_outcome(report) or f"no report (exit {proc.returncode})"
+        if not outcome.startswith("CERTIFIED"):
+            kept = Path(tempfile.mkdtemp(prefix="certify-bench-failed-"))
+            shutil.copytree(report, kept, dirs_exist_ok=True)
+            (kept / "pytest-output.txt").write_text(proc.stdout + proc.stderr)
+            outcome += f" (report kept in {kept})"
     return elapsed, outcome
 
 
