@@ -93,15 +93,29 @@ def _first_sync(app: dict) -> tuple[str | None, str | None]:
     return op.get("startedAt"), op.get("finishedAt")
 
 
-def _infra_healthy_at(app: dict) -> tuple[str | None, str]:
-    """When Argo CD says the infra child became Healthy: health.lastTransitionTime where the
-    engine records it, never earlier than its first sync's finishedAt."""
+def _infra_healthy_at(app: dict, first_healthy_since: str | None = None) -> tuple[str | None, str]:
+    """When Argo CD says the infra child became Healthy: the health.lastTransitionTime that its
+    first Healthy write carried (a later Healthy -> Progressing -> Healthy moves the current one
+    past the waves: seen on a loaded runner), else the current one; never earlier than its first
+    sync's finishedAt."""
     _, finished = _first_sync(app)
     health = (app.get("status") or {}).get("health") or {}
-    moved = health.get("lastTransitionTime") if health.get("status") == "Healthy" else None
+    moved = first_healthy_since or (health.get("lastTransitionTime") if health.get("status") == "Healthy" else None)
+    source = ("health.lastTransitionTime of its first Healthy write" if first_healthy_since
+              else "health.lastTransitionTime")
     if finished and moved and _ts(moved) > _ts(finished):
-        return moved, "health.lastTransitionTime"
+        return moved, source
     return finished, "first sync finishedAt"
+
+
+def first_healthy_since(log: ChangeLog, name: str) -> str | None:
+    """Argo CD's health.lastTransitionTime on the first watched write of `name` reporting Healthy
+    (or on the object the watch began with, when it was Healthy already)."""
+    initial = ((log.initial.get(("Application", name)) or {}).get("status") or {}).get("health") or {}
+    if initial.get("status") == "Healthy":
+        return initial.get("lastTransitionTime")
+    change = log.first("Application", name, lambda c: c.type != "DELETED" and c.health == "Healthy")
+    return change.health_since if change else None
 
 
 def watched_order(layout: AppOfApps, log: ChangeLog) -> tuple[dict[str, int], dict[str, int], list[str]]:
@@ -163,7 +177,7 @@ def waves_put_infra_first(layout: AppOfApps, timeline: Timeline, log: ChangeLog)
     stamps, gaps = [], []
     infra_at = {}
     for n in layout.infra:
-        at, source = _infra_healthy_at(timeline.apps[n])
+        at, source = _infra_healthy_at(timeline.apps[n], first_healthy_since(log, n))
         infra_at[n] = at
         stamps.append(f"{n} Healthy at {at or '?'} ({source})")
         if not at:
