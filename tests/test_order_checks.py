@@ -68,17 +68,20 @@ def _timeline(infra_healthy=5.0, app_seen=7.5, infra=None, app=None):
     return t
 
 
-def _app_log(infra_healthy_rv=20, app_added_rv=25, *, initial=None, listed_at=10):
-    """The Application watch: infra added, then Healthy at `infra_healthy_rv`; app added at `app_added_rv`."""
-    def change(name, rv, type, health=None):
+def _app_log(infra_healthy_rv=20, app_added_rv=25, *, initial=None, listed_at=10, healthy_since=None, later=()):
+    """The Application watch: infra added, then Healthy at `infra_healthy_rv` (carrying
+    `healthy_since` as its lastTransitionTime); app added at `app_added_rv`; `later` more changes."""
+    def change(name, rv, type, health=None, since=None):
         return Change(kind="Application", type=type, name=name, resource_version=rv, generation=1,
-                      deleting=False, seen_at=100.0 + rv / 1000, health=health)
+                      deleting=False, seen_at=100.0 + rv / 1000, health=health, health_since=since)
 
     log = ChangeLog(None, "argocd", kinds=("Application",))
     log.listed_at = {"Application": listed_at}
     log.initial = initial or {}
-    log.changes = sorted([change("infra", 11, "ADDED"), change("infra", infra_healthy_rv, "MODIFIED", "Healthy"),
-                          change("app", app_added_rv, "ADDED")], key=lambda c: c.resource_version)
+    log.changes = sorted([change("infra", 11, "ADDED"),
+                          change("infra", infra_healthy_rv, "MODIFIED", "Healthy", healthy_since),
+                          change("app", app_added_rv, "ADDED"), *(change(*c) for c in later)],
+                         key=lambda c: c.resource_version)
     return log
 
 
@@ -130,3 +133,23 @@ def test_waves_use_the_health_transition_when_later_than_the_sync():
     infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", moved="2026-11-30T10:00:06Z")
     with pytest.raises(CheckFailed, match="health.lastTransitionTime"):
         aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra), _app_log())
+
+
+def test_waves_a_later_health_flap_does_not_move_the_infra_healthy_time():
+    """Seen on a loaded runner: infra Healthy before the app child was created, then Healthy ->
+    Progressing -> Healthy 48 s later; the current lastTransitionTime is the flap's, the first
+    Healthy write carried the one that orders the waves."""
+    infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", moved="2026-11-30T10:00:50Z")
+    flap = [("infra", 30, "MODIFIED", "Progressing", "2026-11-30T10:00:08Z"),
+            ("infra", 40, "MODIFIED", "Healthy", "2026-11-30T10:00:50Z")]
+    order = aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra),
+                                      _app_log(healthy_since="2026-11-30T10:00:03Z", later=flap))
+    assert "infra Healthy at 2026-11-30T10:00:03Z (health.lastTransitionTime of its first Healthy write)" in order
+
+
+def test_waves_fail_when_the_first_healthy_write_is_after_the_app_child():
+    """The first Healthy write's own timestamp still has to precede the app child: the watch's
+    choice of timestamp never turns a wrong order into a pass."""
+    infra = _app("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", moved="2026-11-30T10:00:09Z")
+    with pytest.raises(CheckFailed, match="its first Healthy write"):
+        aoa.waves_put_infra_first(LAYOUT, _timeline(infra=infra), _app_log(healthy_since="2026-11-30T10:00:09Z"))
