@@ -8,7 +8,7 @@ from gitops_conformance.fixtures.changes import ChangeLog
 from gitops_conformance.scenarios import flux_app_of_apps as flux_step3
 from gitops_conformance.scenarios import step3_app_of_apps as step3
 from gitops_conformance.suites import app_of_apps_checks as aoa
-from gitops_conformance.suites import flux_app_of_apps_checks as flux_aoa
+from gitops_conformance.suites.flux import app_of_apps_checks as flux_aoa
 
 pytestmark = pytest.mark.validation("app_of_apps")
 

@@ -11,7 +11,7 @@ import pytest
 from gitops_conformance.scenarios import step2_applications as step2
 from gitops_conformance.scenarios.step6_notifications import IGNORE_REPLICAS
 from gitops_conformance.suites import drift_alerts_checks
-from gitops_conformance.suites import flux_notifications_checks as flux_nc
+from gitops_conformance.suites.flux import notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("drift_alerts")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_conformance.suites import flux_checks, install_checks
+from gitops_conformance.suites import install_checks
+from gitops_conformance.suites.flux import install_checks as flux_install
 
 pytestmark = pytest.mark.validation("install")
 
@@ -44,15 +45,15 @@ def test_runner_has_the_procedures_clis(target, argocd, kube, record_check):
 # ----- Flux (--engine flux) ------------------------------------------------------------------
 
 def test_flux_controllers_are_ready(flux, record_check, waiter):
-    observed = flux_checks.controllers_ready(waiter, flux)
+    observed = flux_install.controllers_ready(waiter, flux)
     record_check("flux controllers", "source-, kustomize- and notification-controller Ready", observed, True)
 
 
 def test_flux_crds_are_served(flux, kube, record_check):
-    observed = flux_checks.crds_served(kube)
+    observed = flux_install.crds_served(kube)
     record_check("flux CRDs", "every Flux kind of the procedure served by the API", observed, True)
 
 
 def test_flux_check_pre_passes(flux, target, record_check):
-    observed = flux_checks.check_pre(target.env())
+    observed = flux_install.check_pre(target.env())
     record_check("flux check --pre", "exit 0: prerequisites checks passed", observed, True)

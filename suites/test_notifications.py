@@ -14,7 +14,7 @@ from gitops_conformance.scenarios import step2_applications as step2
 from gitops_conformance.scenarios import step6_notifications as step6
 from gitops_conformance.scenarios.step6_notifications import FAST_FAIL
 from gitops_conformance.suites import auto_sync_checks, notifications_checks as nc
-from gitops_conformance.suites import flux_notifications_checks as flux_nc
+from gitops_conformance.suites.flux import notifications_checks as flux_nc
 
 pytestmark = pytest.mark.validation("notifications")
 

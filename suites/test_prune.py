@@ -6,7 +6,8 @@ import pytest
 
 from gitops_conformance.fixtures.changes import ChangeLog
 from gitops_conformance.scenarios import step2_applications as step2
-from gitops_conformance.suites import flux_checks, prune_checks
+from gitops_conformance.suites import prune_checks
+from gitops_conformance.suites.flux import prune_checks as flux_prune
 
 pytestmark = pytest.mark.validation("prune")
 
@@ -39,4 +40,5 @@ def test_application_without_finalizer_orphans_its_resources(deploy_myapp, kube,
 
 def test_flux_manifest_removed_from_git_is_pruned(deploy_myapp_flux, kube, flux, record_metric, waiter):
     app = deploy_myapp_flux()
-    record_metric("removal_to_pruned_s", flux_checks.removed_manifest_is_pruned(waiter, kube, flux, app))
+    sha = step2.remove_service(app.repo)
+    record_metric("removal_to_pruned_s", flux_prune.removed_manifest_is_pruned(waiter, kube, flux, app, sha))

@@ -7,7 +7,8 @@ import pytest
 from gitops_conformance.scenarios import flux_tenancy as fluxs_tenancy
 from gitops_conformance.scenarios import step1_install as step1
 from gitops_conformance.scenarios import step2_applications as step2
-from gitops_conformance.suites import flux_rbac_checks, rbac_checks
+from gitops_conformance.suites import rbac_checks
+from gitops_conformance.suites.flux import rbac_checks as flux_rbac_checks
 from gitops_conformance.scenarios import step3_app_of_apps as step3
 
 pytestmark = pytest.mark.validation("rbac")

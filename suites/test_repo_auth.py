@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_conformance.scenarios import flux as fluxs
+from gitops_conformance.scenarios.flux import step2_kustomizations as fluxs
 from gitops_conformance.scenarios import step1_install as step1
-from gitops_conformance.suites import flux_repo_auth_checks, repo_auth_checks
+from gitops_conformance.suites import repo_auth_checks
+from gitops_conformance.suites.flux import repo_auth_checks as flux_repo_auth_checks
 
 pytestmark = pytest.mark.validation("repo_auth")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from gitops_conformance.scenarios import step2_applications as step2
-from gitops_conformance.suites import flux_checks, self_heal_checks
+from gitops_conformance.suites import self_heal_checks
+from gitops_conformance.suites.flux import self_heal_checks as flux_self_heal
 
 pytestmark = pytest.mark.validation("self_heal")
 
@@ -21,4 +22,5 @@ def test_out_of_band_change_is_reverted(drift, deploy_myapp, kube, argocd, recor
 @pytest.mark.parametrize("drift", ["scale", "set-image", "delete-service"])
 def test_flux_out_of_band_change_is_reverted(drift, deploy_myapp_flux, kube, flux, record_metric, waiter):
     app = deploy_myapp_flux()
-    record_metric("drift_to_reverted_s", flux_checks.drift_is_reverted(waiter, kube, flux, app, drift))
+    changed_at = step2.drift(kube, app.namespace, drift)
+    record_metric("drift_to_reverted_s", flux_self_heal.drift_is_reverted(waiter, kube, flux, app, drift, changed_at))

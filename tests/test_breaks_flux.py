@@ -9,14 +9,18 @@ import time
 
 import pytest
 
-from gitops_conformance.fixtures.flux import RECEIVER
-from gitops_conformance.scenarios import flux as fluxs
 from gitops_conformance.fixtures.changes import ChangeLog
-from gitops_conformance.scenarios import flux_app_of_apps as flux_step3
-from gitops_conformance.scenarios import flux_tenancy
+from gitops_conformance.fixtures.flux import RECEIVER
 from gitops_conformance.scenarios import step2_applications as myapp
-from gitops_conformance.suites import flux_app_of_apps_checks, flux_checks, flux_notifications_checks, flux_rbac_checks
-from gitops_conformance.suites import flux_repo_auth_checks
+from gitops_conformance.scenarios.flux import step2_kustomizations as fluxs
+from gitops_conformance.scenarios.flux import step3_app_of_apps as flux_step3
+from gitops_conformance.scenarios.flux import step3_tenancy as flux_tenancy
+from gitops_conformance.suites.flux import (app_of_apps_checks as flux_app_of_apps_checks,
+                                            auto_sync_checks as flux_auto_sync, install_checks as flux_install,
+                                            notifications_checks as flux_notifications_checks,
+                                            prune_checks as flux_prune, rbac_checks as flux_rbac_checks,
+                                            repo_auth_checks as flux_repo_auth_checks,
+                                            self_heal_checks as flux_self_heal)
 from tests.breaking import fails_within
 
 pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
@@ -24,15 +28,15 @@ pytestmark = [pytest.mark.testbed, pytest.mark.breaks_setup, pytest.mark.flux]
 SHORT = 8.0
 
 
-@pytest.mark.breaks("suites.flux_checks.controllers_ready")
+@pytest.mark.breaks("suites.flux.install_checks.controllers_ready")
 def test_controllers_check_fails_when_kustomize_controller_is_stopped(flux, testbed_handle, waiter):
     with testbed_handle.stopped("kustomize-controller"):
-        message = fails_within(flux_checks.controllers_ready, waiter, flux, timeout=SHORT, bound=SHORT)
+        message = fails_within(flux_install.controllers_ready, waiter, flux, timeout=SHORT, bound=SHORT)
     assert "kustomize-controller: no answer" in message and "source-controller: 200" in message, message
-    flux_checks.controllers_ready(waiter, flux)  # and restarted, it is Ready again
+    flux_install.controllers_ready(waiter, flux)  # and restarted, it is Ready again
 
 
-@pytest.mark.breaks("suites.flux_checks.crds_served")
+@pytest.mark.breaks("suites.flux.install_checks.crds_served")
 def test_crds_check_fails_when_the_receiver_crd_is_missing(flux, kube, testbed_handle):
     """A partial install (the Receiver CRD never applied): the API does not serve receivers,
     and the check names exactly that kind."""
@@ -41,26 +45,28 @@ def test_crds_check_fails_when_the_receiver_crd_is_missing(flux, kube, testbed_h
     crd = next(d for d in testbed_flux.crd_docs() if d["metadata"]["name"] == RECEIVER)
     kube.kubectl("delete", "crd", RECEIVER, "--wait=true", timeout=60)
     try:
-        message = fails_within(flux_checks.crds_served, kube, bound=SHORT)
+        message = fails_within(flux_install.crds_served, kube, bound=SHORT)
     finally:
         kube.apply(crd)
         kube.kubectl("wait", "--for=condition=Established", f"crd/{RECEIVER}", "--timeout=60s", check=False)
         testbed_handle.start_component("notification-controller")  # its Receiver informer starts afresh
     assert "NOT served: receivers.notification.toolkit.fluxcd.io/v1" in message, message
     assert "kustomizations.kustomize.toolkit.fluxcd.io/v1" in message.split("NOT served")[0], message
-    flux_checks.crds_served(kube)
+    flux_install.crds_served(kube)
 
 
-@pytest.mark.breaks("suites.flux_checks.commit_is_applied")
+@pytest.mark.breaks("suites.flux.auto_sync_checks.commit_is_applied")
 def test_auto_sync_check_fails_without_webhook_or_polling(deploy_myapp_flux, kube, flux, waiter):
     """No Receiver (the Git host's webhook reaches nothing) and an hour-long source interval:
     the commit is never fetched within the bound, and the check says why."""
     app = deploy_myapp_flux(webhook=False, source_interval="1h")
-    message = fails_within(flux_checks.commit_is_applied, waiter, kube, flux, app, tag="v1.1.0", timeout=15, bound=15)
+    sha = myapp.commit_prod(app.repo, tag="v1.1.0")
+    message = fails_within(flux_auto_sync.commit_is_applied, waiter, kube, flux, app, sha, tag="v1.1.0", timeout=15,
+                           bound=15)
     assert "source-controller has not fetched the commit: no webhook reached the Receiver" in message, message
 
 
-@pytest.mark.breaks("suites.flux_checks.check_pre")
+@pytest.mark.breaks("suites.flux.install_checks.check_pre")
 def test_flux_check_pre_fails_against_an_unreachable_api(flux, target, tmp_path):
     """The runner's kubeconfig names an API server that does not answer (a stopped or wrong
     cluster): `flux check --pre` fails, and the check quotes why."""
@@ -76,24 +82,27 @@ def test_flux_check_pre_fails_against_an_unreachable_api(flux, target, tmp_path)
         "users: [{name: u, user: {token: none}}]\n"
         "contexts: [{name: gone, context: {cluster: gone, user: u}}]\n")
     env = {**target.env(), "KUBECONFIG": str(kubeconfig)}
-    message = fails_within(flux_checks.check_pre, env, timeout=10, bound=25)
+    message = fails_within(flux_install.check_pre, env, timeout=10, bound=25)
     assert "flux check --pre" in message and "connection refused" in message, message
 
 
-@pytest.mark.breaks("suites.flux_checks.drift_is_reverted")
+@pytest.mark.breaks("suites.flux.self_heal_checks.drift_is_reverted")
 def test_self_heal_check_fails_when_the_kustomization_applies_hourly(deploy_myapp_flux, kube, flux, waiter):
     """spec.interval: 1h: kustomize-controller would correct the drift only at its next apply,
     an hour later; the check fails within its bound and shows the interval."""
     app = deploy_myapp_flux(interval="1h")
-    message = fails_within(flux_checks.drift_is_reverted, waiter, kube, flux, app, "scale", timeout=20, bound=20)
+    changed_at = myapp.drift(kube, app.namespace, "scale")
+    message = fails_within(flux_self_heal.drift_is_reverted, waiter, kube, flux, app, "scale", changed_at, timeout=20,
+                           bound=20)
     assert "replicas=1" in message and "spec.interval=1h" in message, message
 
 
-@pytest.mark.breaks("suites.flux_checks.removed_manifest_is_pruned")
+@pytest.mark.breaks("suites.flux.prune_checks.removed_manifest_is_pruned")
 def test_prune_check_fails_with_prune_off(deploy_myapp_flux, kube, flux, waiter):
     """The pitfall: `prune: false`. The removal commit is applied, the Service stays."""
     app = deploy_myapp_flux(prune=False)
-    message = fails_within(flux_checks.removed_manifest_is_pruned, waiter, kube, flux, app, timeout=20, bound=20)
+    sha = myapp.remove_service(app.repo)
+    message = fails_within(flux_prune.removed_manifest_is_pruned, waiter, kube, flux, app, sha, timeout=20, bound=20)
     assert "myapp still exists" in message and "spec.prune=false" in message and "Applied revision" in message, message
     assert "Automatic prune disabled" in message, message
 
@@ -106,7 +115,7 @@ def _pushed_repo(git_repo, prefix: str):
     return repo, repo.commit_and_push("init")
 
 
-@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_ready")
+@pytest.mark.breaks("suites.flux.repo_auth_checks.source_is_ready")
 def test_source_ready_check_fails_when_the_key_is_not_a_deploy_key(git_repo, git_host, flux, flux_git_source,
                                                                    target, waiter, tmp_path):
     """The procedure's failure: the SSH key was never added to the repository's deploy keys.
@@ -123,7 +132,7 @@ def test_source_ready_check_fails_when_the_key_is_not_a_deploy_key(git_repo, git
     assert "SSH key added to deploy keys" in message and "spec.secretRef" in message, message
 
 
-@pytest.mark.breaks("suites.flux_repo_auth_checks.source_is_refused")
+@pytest.mark.breaks("suites.flux.repo_auth_checks.source_is_refused")
 def test_refusal_check_fails_when_the_credentials_are_right(git_repo, flux, flux_git_source, target, waiter):
     """The "wrong" token is the right one: the GitRepository connects, and the refusal check
     fails saying the credentials were accepted."""
@@ -139,7 +148,7 @@ def test_refusal_check_fails_when_the_credentials_are_right(git_repo, flux, flux
 
 # ----- app_of_apps ---------------------------------------------------------------------------
 
-@pytest.mark.breaks("suites.flux_app_of_apps_checks.children_become_ready")
+@pytest.mark.breaks("suites.flux.app_of_apps_checks.children_become_ready")
 def test_children_check_fails_when_infra_points_at_a_missing_path(deploy_flux_app_of_apps, flux, kube, waiter):
     """The infra child names a directory that is not in Git: it fails to build, apps waits on
     it forever; the check fails within its bound with Flux's message."""
@@ -151,7 +160,7 @@ def test_children_check_fails_when_infra_points_at_a_missing_path(deploy_flux_ap
     assert "For missing child apps, check root app status" in message, message
 
 
-@pytest.mark.breaks("suites.flux_app_of_apps_checks.dependency_order_holds")
+@pytest.mark.breaks("suites.flux.app_of_apps_checks.dependency_order_holds")
 def test_order_check_fails_without_depends_on(deploy_flux_app_of_apps, flux, kube, waiter):
     """The pitfall "No sync waves": apps has no dependsOn, so kustomize-controller applies it
     while infra is still becoming healthy; the watch shows apps' objects created first."""
@@ -164,7 +173,7 @@ def test_order_check_fails_without_depends_on(deploy_flux_app_of_apps, flux, kub
     assert "No sync waves" in message and "dependsOn" in message, message
 
 
-@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_appears")
+@pytest.mark.breaks("suites.flux.app_of_apps_checks.child_appears")
 def test_child_check_fails_when_the_child_is_outside_the_root_path(deploy_flux_app_of_apps, flux, kube, unique,
                                                                   waiter):
     """A child committed under clusters/staging/, which the root does not read: never created."""
@@ -178,7 +187,7 @@ def test_child_check_fails_when_the_child_is_outside_the_root_path(deploy_flux_a
     assert f"Kustomization {extra} does not exist" in message and "For missing child apps" in message, message
 
 
-@pytest.mark.breaks("suites.flux_app_of_apps_checks.child_pruned")
+@pytest.mark.breaks("suites.flux.app_of_apps_checks.child_pruned")
 def test_child_prune_check_fails_with_root_prune_off(deploy_flux_app_of_apps, flux, kube, unique, waiter):
     """The root has `prune: false`: a child removed from Git stays, and so does what it deployed."""
     layout = deploy_flux_app_of_apps(prune=False)
@@ -196,7 +205,7 @@ def test_child_prune_check_fails_with_root_prune_off(deploy_flux_app_of_apps, fl
 
 # ----- rbac (multi-tenancy) ------------------------------------------------------------------
 
-@pytest.mark.breaks("suites.flux_rbac_checks.tenant_is_confined")
+@pytest.mark.breaks("suites.flux.rbac_checks.tenant_is_confined")
 def test_tenancy_check_fails_without_service_account(flux_tenant, flux, kube, waiter):
     """The tenant's Kustomizations carry no serviceAccountName (and the controller has no
     --default-service-account): they apply with kustomize-controller's own rights, and the
@@ -210,7 +219,7 @@ def test_tenancy_check_fails_without_service_account(flux_tenant, flux, kube, wa
     assert "serviceAccountName" in message and "For project permission errors" in message, message
 
 
-@pytest.mark.breaks("suites.flux_rbac_checks.cross_namespace_source_is_refused")
+@pytest.mark.breaks("suites.flux.rbac_checks.cross_namespace_source_is_refused")
 def test_cross_namespace_check_fails_without_the_lockdown_flag(flux_tenant, flux, kube, testbed_handle, waiter):
     """kustomize-controller restarted without --no-cross-namespace-refs (Flux's default): the
     tenant's Kustomization uses the platform namespace's GitRepository and applies."""
@@ -228,7 +237,7 @@ def test_cross_namespace_check_fails_without_the_lockdown_flag(flux_tenant, flux
 
 # ----- notifications, drift_alerts -----------------------------------------------------------
 
-@pytest.mark.breaks("suites.flux_notifications_checks.webhook_gets_event")
+@pytest.mark.breaks("suites.flux.notifications_checks.webhook_gets_event")
 def test_webhook_check_fails_when_the_alert_admits_errors_only(deploy_myapp_flux, flux_alerts, kube, target, waiter):
     """The webhook's Alert has eventSeverity: error (to cut the noise): an applied commit is an
     info event, so the webhook never hears of it."""
@@ -242,7 +251,7 @@ def test_webhook_check_fails_when_the_alert_admits_errors_only(deploy_myapp_flux
     assert "For webhook errors, check endpoint accessibility" in message, message
 
 
-@pytest.mark.breaks("suites.flux_notifications_checks.slack_gets_event")
+@pytest.mark.breaks("suites.flux.notifications_checks.slack_gets_event")
 def test_slack_check_fails_with_a_wrong_token(deploy_myapp_flux, flux_alerts, kube, target, waiter):
     """The Slack Provider's Secret holds a token the Slack API does not accept: every post is
     answered invalid_auth, and the check fails at once saying so."""
@@ -256,7 +265,7 @@ def test_slack_check_fails_with_a_wrong_token(deploy_myapp_flux, flux_alerts, ku
     assert "test Slack token with curl" in message, message
 
 
-@pytest.mark.breaks("suites.flux_notifications_checks.drift_correction_is_alerted")
+@pytest.mark.breaks("suites.flux.notifications_checks.drift_correction_is_alerted")
 def test_drift_alert_check_fails_when_the_kustomization_applies_hourly(deploy_myapp_flux, flux_alerts, kube, target,
                                                                      waiter):
     """spec.interval: 1h: the drift is not corrected within the bound, so no correction event
@@ -268,7 +277,7 @@ def test_drift_alert_check_fails_when_the_kustomization_applies_hourly(deploy_my
     assert f"Deployment/{app.namespace}/myapp configured" in message and "no event naming" in message, message
 
 
-@pytest.mark.breaks("suites.flux_notifications_checks.replicas_left_to_the_cluster_stay")
+@pytest.mark.breaks("suites.flux.notifications_checks.replicas_left_to_the_cluster_stay")
 def test_replicas_check_fails_when_git_sets_replicas(deploy_myapp_flux, kube, flux, waiter):
     """The pitfall itself: Git sets spec.replicas (5), so the next apply takes the HPA's (here
     kubectl's) 2 back; the check fails naming the field and quoting the pitfall."""

@@ -59,13 +59,14 @@ def test_the_contract_is_consistent():
 
 
 def _check_modules(tree: ast.Module) -> dict[str, str]:
-    """Local name -> module, for `from gitops_conformance.suites import x_checks [as y]` in a suite file."""
+    """Local name -> module, for `from gitops_conformance.suites[.flux] import x_checks [as y]` in a suite file."""
     names = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "gitops_conformance.suites":
+        if isinstance(node, ast.ImportFrom) and node.module in ("gitops_conformance.suites", "gitops_conformance.suites.flux"):
+            package = node.module.removeprefix("gitops_conformance.")
             for alias in node.names:
                 if alias.name.endswith("_checks"):
-                    names[alias.asname or alias.name] = f"suites.{alias.name}"
+                    names[alias.asname or alias.name] = f"{package}.{alias.name}"
     return names
 
 

@@ -24,7 +24,7 @@ from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.plugin import Diagnostics
 from gitops_conformance.fixtures.probes import deployment
 
-from . import step2_applications as myapp
+from .. import step2_applications as myapp
 
 FIRST_APPLY_TIMEOUT = 90.0
 # Test-friendly timings (Flux's own examples use 1m / 10m): the webhook brings every commit in;

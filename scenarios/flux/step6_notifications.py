@@ -1,5 +1,5 @@
 """Step 6's notifications the Flux way: notification-controller Providers and Alerts beside
-the app's Kustomization (scenarios.flux.FluxApp), in its namespace:
+the app's Kustomization (scenarios.flux.step2_kustomizations.FluxApp), in its namespace:
 
 - a `generic` Provider (a webhook: the event as JSON, an Authorization header from its Secret's
   `headers`) with an Alert for the Kustomization's info events (applies, drift corrections);
@@ -26,8 +26,8 @@ from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.peers import Receiver
 from gitops_conformance.fixtures.plugin import Diagnostics
 
-from .flux import FluxApp
-from .step6_notifications import slack_token_for
+from ..step6_notifications import slack_token_for
+from .step2_kustomizations import FluxApp
 
 ALERTS = "alerts.notification.toolkit.fluxcd.io"
 PROVIDERS = "providers.notification.toolkit.fluxcd.io"

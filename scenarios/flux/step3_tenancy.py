@@ -23,7 +23,7 @@ from gitops_conformance.fixtures.gitrepo import GitRepo
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.plugin import Diagnostics
 
-from . import flux as fluxs
+from . import step2_kustomizations as fluxs
 
 OWN_PATH = "tenant/own"
 OUTSIDE_PATH = "tenant/outside"

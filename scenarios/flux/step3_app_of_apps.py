@@ -25,9 +25,9 @@ from gitops_conformance.fixtures.gitrepo import GitRepo
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.plugin import Diagnostics
 
-from . import flux as fluxs
-from . import step2_applications as myapp
-from .step3_app_of_apps import STAND_IN_IMAGE
+from .. import step2_applications as myapp
+from ..step3_app_of_apps import STAND_IN_IMAGE
+from . import step2_kustomizations as fluxs
 
 ROOT_PATH = "clusters/prod"
 INFRA_PATH = "infrastructure"

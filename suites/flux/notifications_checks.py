@@ -17,8 +17,8 @@ from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import KUSTOMIZATION
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.peers import recorded_secret as redacted
-from gitops_conformance.scenarios.flux import FluxApp
-from gitops_conformance.scenarios.flux_notifications import ALERTS, FluxAlerts
+from gitops_conformance.scenarios.flux.step2_kustomizations import FluxApp
+from gitops_conformance.scenarios.flux.step6_notifications import ALERTS, FluxAlerts
 
 DELIVERY = 45.0
 DRIFT_ALERT = 60.0   # the drift is corrected (and announced) at the Kustomization's next apply: interval 30 s

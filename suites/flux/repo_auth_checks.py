@@ -8,7 +8,7 @@ from __future__ import annotations
 from gitops_conformance.fixtures import checks, hints
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import GITREPOSITORY, Flux
-from gitops_conformance.scenarios.flux import FluxSource
+from gitops_conformance.scenarios.flux.step2_kustomizations import FluxSource
 
 CONNECT = 45.0  # the first fetch is at once; source-controller retries a failure with backoff
 REFUSED = 45.0

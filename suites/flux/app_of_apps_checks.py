@@ -18,8 +18,8 @@ from gitops_conformance.fixtures.changes import ChangeLog
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import KUSTOMIZATION, Flux
 from gitops_conformance.fixtures.kube import Kube
-from gitops_conformance.scenarios.flux import applied_at
-from gitops_conformance.scenarios.flux_app_of_apps import FluxAppOfApps
+from gitops_conformance.scenarios.flux.step2_kustomizations import applied_at
+from gitops_conformance.scenarios.flux.step3_app_of_apps import FluxAppOfApps
 
 ROLLOUT = 120.0      # infra's apply and health, then apps at the controller's next dependency check (30 s)
 CHILD_CHANGE = 60.0

@@ -12,8 +12,8 @@ from gitops_conformance.fixtures import checks, hints, probes
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import KUSTOMIZATION, Flux
 from gitops_conformance.fixtures.kube import Kube
-from gitops_conformance.scenarios.flux import applied_at
-from gitops_conformance.scenarios.flux_tenancy import CONFIGMAP, FluxTenant
+from gitops_conformance.scenarios.flux.step2_kustomizations import applied_at
+from gitops_conformance.scenarios.flux.step3_tenancy import CONFIGMAP, FluxTenant
 
 REFUSAL = 45.0
 TENANCY_HINT = ("Flux multi-tenancy: give each tenant Kustomization a `serviceAccountName` bound only in its "
