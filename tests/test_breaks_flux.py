@@ -272,8 +272,10 @@ def test_drift_alert_check_fails_when_the_kustomization_applies_hourly(deploy_my
     exists to alert on; the check says nothing arrived."""
     app = deploy_myapp_flux(interval="1h")
     alerts = flux_alerts(app)
+    since = time.time()
+    myapp.drift(kube, app.namespace, "scale")
     message = fails_within(flux_notifications_checks.drift_correction_is_alerted, waiter, kube, target, alerts, app,
-                           timeout=20, bound=20)
+                           since, timeout=20, bound=20)
     assert f"Deployment/{app.namespace}/myapp configured" in message and "no event naming" in message, message
 
 
@@ -282,7 +284,9 @@ def test_replicas_check_fails_when_git_sets_replicas(deploy_myapp_flux, kube, fl
     """The pitfall itself: Git sets spec.replicas (5), so the next apply takes the HPA's (here
     kubectl's) 2 back; the check fails naming the field and quoting the pitfall."""
     app = deploy_myapp_flux()  # replicas in Git
+    myapp.drift(kube, app.namespace, "hpa-scale")
+    requested = fluxs.request_reconcile(kube, app)
     message = fails_within(flux_notifications_checks.replicas_left_to_the_cluster_stay, waiter, kube, flux, app,
-                           timeout=30, bound=30)
+                           requested, timeout=30, bound=30)
     assert "replicas=5" in message and "Git sets spec.replicas" in message, message
     assert "Ignoring HPA-managed replicas" in message, message

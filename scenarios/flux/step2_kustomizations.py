@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from typing import Callable
 
 import pytest
@@ -246,6 +247,18 @@ def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Dia
         return FluxApp(name=name, namespace=ns, repo=repo, applied_revision=sha, webhook_path=path)
 
     return make
+
+
+RECONCILE_REQUESTED = "reconcile.fluxcd.io/requestedAt"  # what `flux reconcile kustomization` sets
+
+
+def request_reconcile(kube: Kube, app: "FluxApp") -> str:
+    """`flux reconcile kustomization <app>` (When): kustomize-controller applies again now instead of
+    at its interval. Returns the request's token, which status.lastHandledReconcileAt echoes."""
+    requested = str(time.time())
+    kube.kubectl("-n", app.namespace, "annotate", "--overwrite", KUSTOMIZATION, app.name,
+                 f"{RECONCILE_REQUESTED}={requested}")
+    return requested
 
 
 def applied_at(flux: Flux, name: str, namespace: str, sha: str):

@@ -10,7 +10,6 @@ raises CheckFailed with what arrived and notification-controller's own log lines
 from __future__ import annotations
 
 import json
-import time
 
 from gitops_conformance.fixtures import checks, hints
 from gitops_conformance.fixtures.checks import Observation
@@ -119,32 +118,28 @@ def slack_gets_event(waiter: checks.Waiter, kube: Kube, target, alerts: FluxAler
     return max(0.0, first["time"] - since)
 
 
-def drift_correction_is_alerted(waiter: checks.Waiter, kube: Kube, target, alerts: FluxAlerts, app: FluxApp, *,
-                                timeout: float = DRIFT_ALERT) -> float:
-    """`kubectl scale deployment/myapp --replicas=1`; kustomize-controller corrects it at its
-    next apply and says so in an info event ("Deployment/<ns>/myapp configured"), which the
-    Alert must deliver to the webhook. Returns seconds from the change to the alert."""
-    since = time.time()
-    kube.kubectl("-n", app.namespace, "scale", "deployment/myapp", "--replicas=1")
+def drift_correction_is_alerted(waiter: checks.Waiter, kube: Kube, target, alerts: FluxAlerts, app: FluxApp,
+                                since: float, *, timeout: float = DRIFT_ALERT) -> float:
+    """After `kubectl scale deployment/myapp --replicas=1` at `since` (epoch; step2.drift "scale"),
+    kustomize-controller corrects it at its next apply and says so in an info event
+    ("Deployment/<ns>/myapp configured"), which the Alert must deliver to the webhook. Returns
+    seconds from the change to the alert."""
     return webhook_gets_event(waiter, kube, target, alerts, app, contains=(f"Deployment/{app.namespace}/myapp configured",),
                               since=since, what=f"drift alert for `kubectl scale` of myapp in {app.namespace}",
                               timeout=timeout)
 
 
 REPLICAS_HOLD = 30.0
-RECONCILE_REQUESTED = "reconcile.fluxcd.io/requestedAt"  # what `flux reconcile kustomization` sets
 
 
-def replicas_left_to_the_cluster_stay(waiter: checks.Waiter, kube: Kube, flux, app: FluxApp, *,
+def replicas_left_to_the_cluster_stay(waiter: checks.Waiter, kube: Kube, flux, app: FluxApp, requested: str, *,
                                       timeout: float = REPLICAS_HOLD) -> str:
     """The pitfall "Ignoring HPA-managed replicas", the Flux way: Git leaves spec.replicas out, so
-    a replica change (what an HPA does; here `kubectl scale --replicas=2`) is no drift. A
-    reconcile is requested (as `flux reconcile kustomization` does); once kustomize-controller
-    has handled it, Ready, the replicas must still be 2. Reverted is terminal."""
+    a replica change (what an HPA does; step2.drift "hpa-scale": `kubectl scale --replicas=2`) is
+    no drift. After the test requested a reconcile (`requested`: request_reconcile, as `flux
+    reconcile kustomization` does), once kustomize-controller has handled it, Ready, the replicas
+    must still be 2. Reverted is terminal."""
     ns = app.namespace
-    kube.kubectl("-n", ns, "scale", "deployment/myapp", "--replicas=2")
-    requested = str(time.time())
-    kube.kubectl("-n", ns, "annotate", "--overwrite", KUSTOMIZATION, app.name, f"{RECONCILE_REQUESTED}={requested}")
 
     def probe() -> Observation:
         obj = kube.get(KUSTOMIZATION, app.name, ns) or {}
