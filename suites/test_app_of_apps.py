@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops_conformance.fixtures.changes import ChangeLog
-from gitops_conformance.scenarios import flux_app_of_apps as flux_step3
+from gitops_conformance.scenarios.flux import step3_app_of_apps as flux_step3
 from gitops_conformance.scenarios import step3_app_of_apps as step3
 from gitops_conformance.suites import app_of_apps_checks as aoa
 from gitops_conformance.suites.flux import app_of_apps_checks as flux_aoa

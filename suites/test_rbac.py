@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_conformance.scenarios import flux_tenancy as fluxs_tenancy
+from gitops_conformance.scenarios.flux import step3_tenancy as fluxs_tenancy
 from gitops_conformance.scenarios import step1_install as step1
 from gitops_conformance.scenarios import step2_applications as step2
 from gitops_conformance.suites import rbac_checks

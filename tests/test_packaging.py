@@ -88,6 +88,32 @@ def test_no_layer_imports_one_above_it_or_beside_it():
     assert not upward, "imports against the layers of docs/architecture.md: " + "; ".join(upward)
 
 
+def test_every_import_of_the_package_resolves_inside_this_checkout():
+    """An editable install of another checkout maps gitops_conformance.<folder> there too: a module
+    this checkout no longer has (renamed, moved) would still import, silently, from the other one."""
+    probe = textwrap.dedent(f"""
+        import ast, importlib.util, pathlib, sys
+        root = pathlib.Path({str(REPO_ROOT)!r})
+        outside = set()
+        for name in {[str(p.relative_to(REPO_ROOT)) for p in _python_files()]!r}:
+            for node in ast.walk(ast.parse((root / name).read_text())):
+                if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("gitops_conformance"):
+                    for candidate in [f"{{node.module}}.{{a.name}}" for a in node.names] + [node.module]:
+                        try:  # `from module import Name`: Name is no module, find_spec says so by raising
+                            spec = importlib.util.find_spec(candidate)
+                        except (ImportError, AttributeError):
+                            spec = None
+                        if spec and spec.origin:
+                            if not spec.origin.startswith(str(root)):
+                                outside.add(f"{{name}}: {{candidate}} -> {{spec.origin}}")
+                            break
+        print("\\n".join(sorted(outside)))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not done.stdout.strip(), "imports resolved outside this checkout:\n" + done.stdout
+
+
 def test_a_decoy_fixtures_package_first_on_the_path_neither_breaks_the_suite_nor_is_replaced(tmp_path):
     """What a user with PyPI's `fixtures` (testtools, OpenStack) installed has: both coexist."""
     (tmp_path / "fixtures").mkdir()
