@@ -18,6 +18,7 @@ have gpg                   || need+=(gpg)
 have skopeo                || need+=(skopeo)      # an independent client for the registry tests
 have chromium              || need+=(chromium)    # renders report.html in the browser test
 have debootstrap           || need+=(debootstrap) # the kind node image's Debian base (testbed/kind, offline)
+have mmdebstrap            || need+=(mmdebstrap)  # the Debian layer of each image a cluster runs (testbed/images)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
