@@ -101,12 +101,8 @@ class Recorder:
     @property
     def weights(self) -> list[int]:
         """The canary weight of every version of the canary Ingress, repeats collapsed."""
-        seen: list[int] = []
-        for c in self.ingress.snapshot():
-            raw = c.annotation(probes.WEIGHT_ANNOTATION) if c.name == step5.CANARY_INGRESS else None
-            if raw not in (None, "") and c.type != "DELETED" and (not seen or seen[-1] != int(raw)):
-                seen.append(int(raw))
-        return seen
+        return [int(w) for w in self.ingress.annotation_values("Ingress", step5.CANARY_INGRESS,
+                                                              probes.WEIGHT_ANNOTATION)]
 
     def close(self) -> None:
         self.ingress.__exit__(None, None, None)
@@ -132,11 +128,18 @@ class Recorder:
                 self.decided.setdefault(a["name"], now)
         return v
 
+    def observe(self) -> tuple[View, str, Observation | None]:
+        """One look: the view, in words with the weights seen, and the answer every canary check
+        gives while the controller has not caught up with the spec (pending), or None."""
+        v = self.look()
+        seen = f"{v.describe()}; weights seen={self.weights}"
+        return v, seen, (checks.pending(f"{_stale(v)}; {seen}") if v.status_stale else None)
+
 
 def _synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRollout, tag: str, sha: str,
-            rec: "Recorder") -> None:
+            rec: "Recorder") -> str:
     """Argo CD synced the release commit. The recorder keeps looking meanwhile: the first weight
-    may be set before the sync is reported."""
+    may be set before the sync is reported. Returns the released image."""
     synced = probes.app_synced(argocd, app.name, revision=sha, healthy=False)
 
     def probe() -> Observation:
@@ -147,6 +150,7 @@ def _synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedRoll
                  what=f"Argo CD sync of the Rollout change {tag} ({sha[:10]})",
                  expected=f"application Synced at {sha[:10]}", remediation=REMEDY,
                  evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
+    return f"{app.image}:{tag}"
 
 
 @dataclasses.dataclass
@@ -163,20 +167,17 @@ def canary_progresses(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: De
     """After a release of `tag` (commit `sha`) under healthy traffic, watched by `rec` from before
     the commit: the canary walks 20→40→60→80→100, the analysis is Successful, the new revision
     becomes stable (not `before`'s), and Argo CD stays Synced (no fight)."""
-    old = before
-    new_image = f"{app.image}:{tag}"
-    _synced(waiter, kube, argocd, app, tag, sha, rec)
+    new_image = _synced(waiter, kube, argocd, app, tag, sha, rec)
 
     def promoted() -> Observation:
-        v = rec.look()
-        seen = f"{v.describe()}; weights seen={rec.weights}"
-        if v.status_stale:
-            return checks.pending(f"{_stale(v)}; {seen}")
+        v, seen, stale = rec.observe()
+        if stale:
+            return stale
         bad = _bad_analysis(v)
         if bad or v.abort or v.phase == "Degraded":
             return checks.failed(seen, bad or "the rollout aborted")  # bad names the AnalysisRun
         if (v.phase == "Healthy" and v.image == new_image and v.stable_rs == v.current_hash
-                and v.stable_rs != old.stable_rs):
+                and v.stable_rs != before.stable_rs):
             return checks.ok(seen)
         return checks.pending(seen)
 
@@ -235,15 +236,12 @@ def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Deploy
     `rec` from before the commit: the AnalysisRun fails, the rollout aborts (Degraded) and
     `before`'s revision keeps serving (stable RS and pods on the old image, canary weight 0).
     Returns the analysis decision time."""
-    old = before
-    new_image = f"{app.image}:{tag}"
-    _synced(waiter, kube, argocd, app, tag, sha, rec)
+    new_image = _synced(waiter, kube, argocd, app, tag, sha, rec)
 
     def aborted() -> Observation:
-        v = rec.look()
-        seen = f"{v.describe()}; weights seen={rec.weights}"
-        if v.status_stale:
-            return checks.pending(f"{_stale(v)}; {seen}")
+        v, seen, stale = rec.observe()
+        if stale:
+            return stale
         if v.phase == "Healthy" and v.stable_rs == v.current_hash and v.image == new_image:
             return checks.failed(seen, f"promoted {tag} although the success rate was {rate}: the analysis "
                                        f"did not fail it")
@@ -264,15 +262,15 @@ def canary_aborts(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Deploy
         v = look(kube, app.namespace)
         svc = kube.get("service", step5.STABLE_SVC, app.namespace) or {}
         selector = (svc.get("spec") or {}).get("selector", {}).get("rollouts-pod-template-hash")
-        pods = _stable_pods(kube, app.namespace, old.stable_rs)
-        seen = f"stableRS={v.stable_rs} (before: {old.stable_rs}), stable Service selects {selector}, " \
+        pods = _stable_pods(kube, app.namespace, before.stable_rs)
+        seen = f"stableRS={v.stable_rs} (before: {before.stable_rs}), stable Service selects {selector}, " \
                f"canary-weight={v.canary_weight}, stable {pods}"
-        ok = (v.stable_rs == old.stable_rs and selector == old.stable_rs and v.canary_weight == 0
-              and f"images=['{old.image}']" in pods and "ready=5" in pods)
+        ok = (v.stable_rs == before.stable_rs and selector == before.stable_rs and v.canary_weight == 0
+              and f"images=['{before.image}']" in pods and "ready=5" in pods)
         return checks.ok(seen) if ok else checks.pending(seen)
 
     waiter.until(old_serves, timeout=30, what=f"{what}: stable after abort", remediation=REMEDY,
-                 expected=f"stable revision {old.stable_rs} ({old.image}, 5 ready pods) serving, canary weight 0",
+                 expected=f"stable revision {before.stable_rs} ({before.image}, 5 ready pods) serving, canary weight 0",
                  evidence=_evidence(kube, argocd, app), diagnose=_diagnose(argocd, app))
     return _decision_seconds(failed_run, rec)
 
