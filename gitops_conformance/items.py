@@ -193,6 +193,11 @@ ITEMS: tuple[Item, ...] = (
               "a failing analysis aborts; the stable version keeps serving"),
         Check("test_cli_set_image_promote_abort_undo", "the plugin's set image, promote, abort and undo work"),
         Check("test_cli_history", "the Rollout's revision history is listed"),
+    ), flux_title="Flagger canary deployments", flux=(
+        Check("test_flux_canary_walks_weights_and_promotes_on_healthy_metric",
+              "a release committed to Git walks the weights and is promoted while the metric holds"),
+        Check("test_flux_canary_rolls_back_and_primary_keeps_serving_on_failed_metric",
+              "a failing metric rolls the release back; the primary keeps serving"),
     )),
     Item("notifications", "Notifications on sync events", 6, (
         Check("test_successful_sync_sends_one_on_deployed_webhook_per_revision",

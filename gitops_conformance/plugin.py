@@ -15,6 +15,7 @@ pytest_plugins = [
     "gitops_conformance.scenarios.step3_app_of_apps", "gitops_conformance.scenarios.step4_image_updater",
     "gitops_conformance.scenarios.step5_rollouts", "gitops_conformance.scenarios.step6_notifications",
     "gitops_conformance.scenarios.flux.step2_kustomizations", "gitops_conformance.scenarios.flux.step3_app_of_apps",
-    "gitops_conformance.scenarios.flux.step3_tenancy", "gitops_conformance.scenarios.flux.step6_notifications",
+    "gitops_conformance.scenarios.flux.step3_tenancy", "gitops_conformance.scenarios.flux.step5_flagger",
+    "gitops_conformance.scenarios.flux.step6_notifications",
     "gitops_conformance.reports.plugin",
 ]

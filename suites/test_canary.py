@@ -1,10 +1,12 @@
-"""Validation: Argo Rollouts perform progressive canary deployments (procedure step 5)."""
+"""Validation: Argo Rollouts (Flagger under --engine flux) perform progressive canary deployments (procedure step 5)."""
 from __future__ import annotations
 
 import pytest
 
 from gitops_conformance.scenarios import step5_rollouts as step5
+from gitops_conformance.scenarios.flux import step5_flagger as flux_step5
 from gitops_conformance.suites import canary_checks
+from gitops_conformance.suites.flux import canary_checks as flux_canary_checks
 
 pytestmark = pytest.mark.validation("canary")
 
@@ -75,3 +77,31 @@ def test_cli_history(deploy_rollout, kube, argocd, traffic, record_check, record
     if history.warning:  # WARN, never a pass: the step as the procedure writes it cannot be performed
         record_warning("`kubectl argo rollouts history`", "the procedure's command lists the revisions",
                        "not a command of the plugin", history.warning)
+
+
+# ----- Flux (--engine flux): a Flagger canary ---------------------------------------------------
+
+def test_flux_canary_walks_weights_and_promotes_on_healthy_metric(deploy_flagger_canary, kube, flux, traffic,
+                                                                 record_metric, record_check, waiter):
+    app = deploy_flagger_canary()                               # Given: the Canary, applied from Git
+    tag = traffic.release(app.metric_service, "v1.1.0", 1.0)   # Given: the new release answers every request
+    with flux_canary_checks.Recorder(kube, app.namespace) as rec:  # Given: the canary watched from here on
+        sha = flux_step5.release(app, tag)                      # When: the new tag is committed to Git
+        result = flux_canary_checks.canary_progresses(waiter, kube, flux, app, rec, tag=tag, sha=sha)
+    record_check("canary weight sequence", "20→40→60→80 then 0", f"weights {result.weights}, phases {result.phases}",
+                 True)
+    if result.walk_s is not None:
+        record_metric("canary_walk_s", result.walk_s)
+
+
+def test_flux_canary_rolls_back_and_primary_keeps_serving_on_failed_metric(deploy_flagger_canary, kube, flux, traffic,
+                                                                          record_metric, waiter):
+    app = deploy_flagger_canary()                               # Given: the Canary, applied from Git
+    tag = traffic.release(app.metric_service, "v1.1.0", 0.5)   # Given: the new release fails half its requests
+    before = flux_step5.look(kube, app.namespace)
+    with flux_canary_checks.Recorder(kube, app.namespace) as rec:
+        sha = flux_step5.release(app, tag)                      # When: the new tag is committed to Git
+        decision = flux_canary_checks.canary_rolls_back(waiter, kube, flux, app, rec, before=before, tag=tag,
+                                                        sha=sha, rate=0.5)
+    if decision is not None:
+        record_metric("analysis_decision_s", decision)

@@ -9,6 +9,11 @@ addresses replaced by loopback ports (flags read from each module's main.go):
   serves the Receiver webhooks on --receiverAddr;
 - out of cluster, controller-runtime takes its cluster from KUBECONFIG, and RUNTIME_NAMESPACE
   names the namespace a pod would have been in (events, leader election, SOPS secrets).
+
+Flagger (progressive delivery, the canary item) runs beside them as its Deployment in Flagger's
+own kustomize/nginx overlay would: `-mesh-provider=nginx` (canary weights as annotations on a
+copy of the app's Ingress, the traffic routing the Argo CD path uses too) and `-metrics-server`
+the testbed's Prometheus.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ CONTROLLERS = {
     "kustomize-controller": "flux-kustomize-controller",
     "notification-controller": "flux-notification-controller",
 }
+# progressive delivery beside the controllers (not a Flux controller: no /readyz, its own CRDs)
+FLAGGER = "flagger"
 
 
 def crd_docs() -> list[dict]:
@@ -35,7 +42,13 @@ def crd_docs() -> list[dict]:
     for component in CONTROLLERS.values():
         for path in sorted((versions.asset_dir(component) / "config" / "crd" / "bases").glob("*.yaml")):
             docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs
+    return docs + flagger_crd_docs()
+
+
+def flagger_crd_docs() -> list[dict]:
+    """Flagger's CRDs (Canary, MetricTemplate, AlertProvider), from the pinned release."""
+    path = versions.asset_dir(FLAGGER) / "artifacts" / "flagger" / "crd.yaml"
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def _addr(lay: Layout, port_name: str) -> str:
@@ -91,9 +104,21 @@ def notification_controller(lay: Layout) -> ProcessSpec:
     return _spec(lay, "notification-controller", env, argv)
 
 
+def flagger(lay: Layout, *, metrics_server: str | None = None) -> ProcessSpec:
+    """Flagger watching every namespace, nginx provider, the testbed's Prometheus
+    (`metrics_server` overrides it: a self-test gives it one that does not answer)."""
+    port = lay.ports["flagger-http"]
+    env = {"HOME": str(lay.dir("flux", FLAGGER, "home")), "TMPDIR": str(lay.dir("flux", FLAGGER, "tmp"))}
+    argv = [str(versions.binary_path(FLAGGER)), f"-kubeconfig={lay.kubeconfig}", f"-port={port}",
+            "-mesh-provider=nginx", f"-metrics-server={metrics_server or lay.url('prometheus')}",
+            "-log-level=info", "-zap-encoding=console", "-enable-leader-election=false"]
+    return ProcessSpec(name=FLAGGER, port=port, env=env, argv=argv, health_url=f"http://127.0.0.1:{port}/healthz",
+                       health_timeout=settings.HEALTH_TIMEOUT.get(FLAGGER, settings.HEALTH_TIMEOUT["default"]))
+
+
 def specs(lay: Layout) -> list[ProcessSpec]:
     """In start order: events go to notification-controller, so it comes first."""
-    return [notification_controller(lay), source_controller(lay), kustomize_controller(lay)]
+    return [notification_controller(lay), source_controller(lay), kustomize_controller(lay), flagger(lay)]
 
 
 def tool_dir(lay: Layout) -> Path:
@@ -111,7 +136,7 @@ def tool_dir(lay: Layout) -> Path:
 def binaries_missing() -> list[str]:
     """The controllers `up` needs (the flux CLI is the runner's tool: without it only the
     `flux check` install check fails, saying so)."""
-    return [b for c in CONTROLLERS.values() for b in versions.load()[c].binaries
+    return [b for c in (*CONTROLLERS.values(), FLAGGER) for b in versions.load()[c].binaries
             if not versions.binary_path(b).exists()]
 
 

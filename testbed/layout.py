@@ -17,7 +17,7 @@ PORT_NAMES = [
     "flux-source-controller-metrics", "flux-source-controller-health", "flux-source-controller-storage",
     "flux-kustomize-controller-metrics", "flux-kustomize-controller-health",
     "flux-notification-controller-metrics", "flux-notification-controller-health",
-    "flux-notification-controller-events", "flux-notification-controller-receiver",
+    "flux-notification-controller-events", "flux-notification-controller-receiver", "flagger-http",
 ]
 
 

@@ -21,5 +21,5 @@ HEALTH_TIMEOUT = {
     "kwok": 30, "redis": 15, "argocd-repo-server": 45, "argocd-application-controller": 45,
     "argocd-server": 60, "argocd-notifications": 45, "rollouts-controller": 45,
     "argocd-image-updater": 45, "source-controller": 45, "kustomize-controller": 45,
-    "notification-controller": 45, "default": 30,
+    "notification-controller": 45, "flagger": 45, "default": 30,
 }

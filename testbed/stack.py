@@ -215,7 +215,7 @@ class Testbed:
             "argocd-image-updater": lambda lay, **kw: argo.image_updater(lay, peers_setup.registries_conf(lay), **kw),
             "kube-controller-manager": controlplane.kube_controller_manager,
             "source-controller": flux.source_controller, "kustomize-controller": flux.kustomize_controller,
-            "notification-controller": flux.notification_controller,
+            "notification-controller": flux.notification_controller, flux.FLAGGER: flux.flagger,
         }
         if name not in builders:
             raise TestbedError(f"component {name!r} cannot be restarted on its own (one of: {', '.join(builders)})")

@@ -5,6 +5,8 @@ FAILS within its bound, naming the cause. Local testbed started with --engine fl
 test stops a controller and one deletes a CRD; both are restored."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 
 import pytest
@@ -15,8 +17,9 @@ from gitops_conformance.scenarios import step2_applications as myapp
 from gitops_conformance.scenarios.flux import step2_kustomizations as fluxs
 from gitops_conformance.scenarios.flux import step3_app_of_apps as flux_step3
 from gitops_conformance.scenarios.flux import step3_tenancy as flux_tenancy
+from gitops_conformance.scenarios.flux import step5_flagger as flux_step5
 from gitops_conformance.suites.flux import (app_of_apps_checks as flux_app_of_apps_checks,
-                                            auto_sync_checks as flux_auto_sync, install_checks as flux_install,
+                                            auto_sync_checks as flux_auto_sync, canary_checks as flux_canary_checks, install_checks as flux_install,
                                             notifications_checks as flux_notifications_checks,
                                             prune_checks as flux_prune, rbac_checks as flux_rbac_checks,
                                             repo_auth_checks as flux_repo_auth_checks,
@@ -290,3 +293,76 @@ def test_replicas_check_fails_when_git_sets_replicas(deploy_myapp_flux, kube, fl
                            requested, timeout=30, bound=30)
     assert "replicas=5" in message and "Git sets spec.replicas" in message, message
     assert "Ignoring HPA-managed replicas" in message, message
+
+
+# ----- canary: Flagger (procedure step 5) ---------------------------------------------------------
+
+@contextlib.contextmanager
+def flagger_release(kube, traffic, app, tag: str, rate: float):
+    """Given traffic answering `rate` for `tag` and the canary watched, when `tag` is committed:
+    yields the recorder and the release the Flux canary checks take."""
+    tag = traffic.release(app.metric_service, tag, rate)
+    before = flux_step5.look(kube, app.namespace)
+    with flux_canary_checks.Recorder(kube, app.namespace) as rec:
+        yield rec, {"before": before, "tag": tag, "sha": flux_step5.release(app, tag)}
+
+
+@pytest.mark.breaks("suites.flux.canary_checks.canary_progresses")
+def test_flux_canary_check_fails_when_flagger_is_stopped(deploy_flagger_canary, kube, flux, traffic, testbed_handle,
+                                                         waiter):
+    """Flagger down: Flux applies the release to the target, and nothing walks the canary."""
+    app = deploy_flagger_canary()
+    testbed_handle.stop_component("flagger")
+    try:
+        with flagger_release(kube, traffic, app, "v1.1.0", 1.0) as (rec, release):
+            release.pop("before")
+            message = fails_within(flux_canary_checks.canary_progresses, waiter, kube, flux, app, rec, **release,
+                                   timeout=30, bound=30)
+    finally:
+        testbed_handle.start_component("flagger")
+    assert "flagger is not running" in message, message
+
+
+@pytest.mark.breaks("suites.flux.canary_checks.canary_progresses", "suites.flux.canary_checks.canary_rolls_back")
+def test_flux_canary_checks_fail_when_the_canary_declares_no_metric(deploy_flagger_canary, kube, flux, traffic,
+                                                                    waiter):
+    """An analysis without metrics: Flagger would promote anything. Both checks say so."""
+    app = deploy_flagger_canary(metrics_declared=False)
+    with flagger_release(kube, traffic, app, "v1.1.0", 0.5) as (rec, release):
+        before = release.pop("before")
+        progress = fails_within(flux_canary_checks.canary_progresses, waiter, kube, flux, app, rec, **release,
+                                bound=flux_canary_checks.APPLY + SHORT)
+        rollback = fails_within(flux_canary_checks.canary_rolls_back, waiter, kube, flux, app, rec, **release,
+                                before=before, rate=0.5, bound=flux_canary_checks.APPLY + SHORT)
+    for message in (progress, rollback):
+        assert "declares no metric" in message, message
+
+
+@pytest.mark.breaks("suites.flux.canary_checks.canary_progresses")
+def test_flux_canary_check_fails_when_the_metric_reads_nothing(deploy_flagger_canary, kube, flux, traffic, unique,
+                                                               waiter):
+    """The MetricTemplate asks for a `service=` label no traffic carries: Prometheus answers an
+    empty vector, Flagger halts and rolls a healthy release back; the check names Flagger's reason."""
+    app = deploy_flagger_canary(metric_service=unique("no-such-service"))
+    fed = dataclasses.replace(app, metric_service=flux_step5.traffic_series(app.namespace))  # traffic goes here
+    with flagger_release(kube, traffic, fed, "v1.1.0", 1.0) as (rec, release):
+        release.pop("before")
+        message = fails_within(flux_canary_checks.canary_progresses, waiter, kube, flux, fed, rec, **release,
+                               bound=flux_canary_checks.CANARY)
+    assert "rolled v1.1.0 back although its traffic was healthy" in message, message
+    assert "no values found" in message, message
+
+
+@pytest.mark.breaks("suites.flux.canary_checks.canary_rolls_back")
+def test_flux_rollback_check_fails_when_the_metric_reads_a_healthy_series_elsewhere(deploy_flagger_canary, kube, flux,
+                                                                                    traffic, unique, waiter):
+    """The MetricTemplate reads another app's healthy traffic: a release failing half its requests
+    is promoted, and the rollback check says so."""
+    elsewhere = f"{unique('healthy')}.elsewhere"
+    traffic.release(elsewhere, "v1.0.0", 1.0)
+    app = deploy_flagger_canary(metric_service=elsewhere)
+    fed = dataclasses.replace(app, metric_service=flux_step5.traffic_series(app.namespace))
+    with flagger_release(kube, traffic, fed, "v1.1.0", 0.5) as (rec, release):
+        message = fails_within(flux_canary_checks.canary_rolls_back, waiter, kube, flux, fed, rec, **release,
+                               rate=0.5, bound=flux_canary_checks.ROLLBACK)
+    assert "promoted v1.1.0 although its success rate was 0.5" in message, message

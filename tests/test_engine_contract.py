@@ -22,12 +22,12 @@ def test_a_flux_run_is_judged_against_flux_checks_only():
 
 
 def test_an_item_without_flux_checks_is_not_run_with_its_reason():
-    judged = verdict.judge_item("canary", [], "flux")  # Flagger is not on the testbed
-    assert judged["status"] == "not_run" and "not implemented for Flux yet" in judged["reason"]
-    promo = verdict.judge_item("image_promotion", [], "flux")
+    promo = verdict.judge_item("image_promotion", [], "flux")  # no Flux check can be declared here
     assert promo["status"] == "not_run"
     assert "image-reflector/automation controllers cannot be built here" in promo["reason"]
-    assert verdict.verdict({"install": "pass", "canary": judged["status"]}, True) == verdict.NOT_CERTIFIED
+    assert verdict.verdict({"install": "pass", "image_promotion": promo["status"]}, True) == verdict.NOT_CERTIFIED
+    # every other Validation item declares Flux checks (canary: Flagger)
+    assert [i.id for i in ITEMS if not i.flux and not i.optional] == ["image_promotion"]
 
 
 def test_argo_and_flux_checks_never_share_a_test_name():
