@@ -104,13 +104,12 @@ def notification_controller(lay: Layout) -> ProcessSpec:
     return _spec(lay, "notification-controller", env, argv)
 
 
-def flagger(lay: Layout, *, metrics_server: str | None = None) -> ProcessSpec:
-    """Flagger watching every namespace, nginx provider, the testbed's Prometheus
-    (`metrics_server` overrides it: a self-test gives it one that does not answer)."""
+def flagger(lay: Layout) -> ProcessSpec:
+    """Flagger watching every namespace, nginx provider, the testbed's Prometheus."""
     port = lay.ports["flagger-http"]
     env = {"HOME": str(lay.dir("flux", FLAGGER, "home")), "TMPDIR": str(lay.dir("flux", FLAGGER, "tmp"))}
     argv = [str(versions.binary_path(FLAGGER)), f"-kubeconfig={lay.kubeconfig}", f"-port={port}",
-            "-mesh-provider=nginx", f"-metrics-server={metrics_server or lay.url('prometheus')}",
+            "-mesh-provider=nginx", f"-metrics-server={lay.url('prometheus')}",
             "-log-level=info", "-zap-encoding=console", "-enable-leader-election=false"]
     return ProcessSpec(name=FLAGGER, port=port, env=env, argv=argv, health_url=f"http://127.0.0.1:{port}/healthz",
                        health_timeout=settings.HEALTH_TIMEOUT.get(FLAGGER, settings.HEALTH_TIMEOUT["default"]))

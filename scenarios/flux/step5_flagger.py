@@ -134,21 +134,26 @@ class CanaryView:
     canary_weight: int          # status.canaryWeight
     failed_checks: int
     iterations: int
-    last_applied: str           # status.lastAppliedSpec: the target's pod template hash Flagger last saw
     message: str                # the Promoted condition's message (why it is where it is)
     primary_image: str | None
-    primary_ready: str          # "ready/replicas" of the primary Deployment
+    primary_ready: int          # the primary Deployment's ready replicas
+    primary_replicas: int | None  # and its spec.replicas
     target_image: str | None
     target_replicas: int | None
     ingress_weight: int | None  # the nginx canary-weight annotation on the Ingress copy
     metrics: int                # how many metrics the Canary's analysis declares
+
+    @property
+    def primary_serving(self) -> bool:
+        """Every replica of the primary ready."""
+        return self.primary_ready == self.primary_replicas
 
     def describe(self) -> str:
         if not self.exists:
             return "Canary myapp does not exist"
         return (f"canary phase={self.phase or '-'} weight={self.canary_weight} failedChecks={self.failed_checks} "
                 f"iterations={self.iterations} ingress-weight={self.ingress_weight} "
-                f"primary={self.primary_image} ({self.primary_ready} ready) target={self.target_image} "
+                f"primary={self.primary_image} ({self.primary_ready}/{self.primary_replicas} ready) target={self.target_image} "
                 f"x{self.target_replicas}; {self.message or '(no message)'}")
 
 
@@ -168,9 +173,9 @@ def look(kube: Kube, namespace: str) -> CanaryView:
     return CanaryView(
         exists=can is not None, phase=st.get("phase", ""), canary_weight=int(st.get("canaryWeight") or 0),
         failed_checks=int(st.get("failedChecks") or 0), iterations=int(st.get("iterations") or 0),
-        last_applied=st.get("lastAppliedSpec", ""), message=promoted.get("message", ""),
+        message=promoted.get("message", ""),
         primary_image=_image(primary),
-        primary_ready=f"{pst.get('readyReplicas', 0)}/{(primary or {}).get('spec', {}).get('replicas', '-')}",
+        primary_ready=int(pst.get("readyReplicas") or 0), primary_replicas=(primary or {}).get("spec", {}).get("replicas"),
         target_image=_image(target), target_replicas=(target or {}).get("spec", {}).get("replicas"),
         ingress_weight=int(raw) if raw not in (None, "") else None,
         metrics=len((((can or {}).get("spec") or {}).get("analysis") or {}).get("metrics") or []))
@@ -190,8 +195,7 @@ def canary_initialized(kube: Kube, namespace: str, image: str) -> checks.Probe:
     running `image` with every replica ready, the target scaled to 0."""
     def probe() -> checks.Observation:
         v = look(kube, namespace)
-        ready, replicas = v.primary_ready.split("/")
-        ok = (v.phase in ("Initialized", "Succeeded") and v.primary_image == image and ready == replicas
+        ok = (v.phase in ("Initialized", "Succeeded") and v.primary_image == image and v.primary_serving
               and v.target_replicas == 0)
         return (checks.Observation.ok if ok else checks.Observation.pending)(v.describe())
     return probe
@@ -218,10 +222,10 @@ def deploy_flagger_canary(kube: Kube, flux: Flux, metrics: Metrics, traffic: Tra
                           diagnostics: Diagnostics, git_repo: Callable[..., GitRepo],
                           namespace: Callable[..., str], unique: Callable[[str], str], target, settings,
                           waiter: checks.Waiter) -> Callable[..., FlaggerApp]:
-    """deploy_flagger_canary(metric_service=None, metrics=True) -> FlaggerApp: applied by Flux
+    """deploy_flagger_canary(metric_service=None, metrics_declared=True) -> FlaggerApp: applied by Flux
     at its first commit and initialised by Flagger (primary at v1.0.0, target scaled to 0), with
     traffic flowing. `metric_service` names the series the metric reads (default: the one the
-    traffic produces); `metrics=False` declares no metric (self-tests)."""
+    traffic produces); `metrics_declared=False` declares no metric (self-tests)."""
     checks.expect(kube.get("crd", CANARY) is not None, what="Flagger installed (procedure step 5)",
                   expected=f"the API serves {CANARY}", observed="no such CRD: Flagger is not installed",
                   remediation="Install Flagger (progressive delivery for Flux). " + hints.ON_FAILURE[5])

@@ -166,8 +166,7 @@ def canary_rolls_back(waiter: checks.Waiter, kube: Kube, flux: Flux, app: Flagge
 
     def primary_serves() -> Observation:
         v = rec.look()
-        ready, replicas = v.primary_ready.split("/")
-        ok = (v.primary_image == before.primary_image and ready == replicas and v.ingress_weight == 0
+        ok = (v.primary_image == before.primary_image and v.primary_serving and v.ingress_weight == 0
               and v.target_replicas == 0)
         return (checks.ok if ok else checks.pending)(rec.seen(v))
 
