@@ -32,13 +32,26 @@ def app_diagnosis(argocd: ArgoCD, app: DeployedApp) -> diagnose.Diagnosis:
     return diagnose.for_app(argocd, app.name, namespace=app.namespace, deployments=["myapp"])
 
 
+def commit_is_live(waiter: checks.Waiter, kube: Kube, namespace: str, image: str, engine_has_it: checks.Probe, *,
+                   tag: str | None, replicas: int | None, timeout: float, **until) -> float:
+    """The shape every engine's auto-sync check shares: wait until the engine reports the commit
+    applied (`engine_has_it`) and the Deployment myapp shows its change (`tag`, `replicas`);
+    `until` says the rest (what, expected, remediation, evidence, diagnose). Returns seconds
+    from the call (right after the push) to both."""
+    t0 = time.monotonic()
+    waiter.until(checks.all_of(engine_has_it,
+                               probes.deployment(kube, namespace, "myapp", replicas=replicas,
+                                                 image=f"{image}:{tag}" if tag else None)),
+                 timeout=timeout, **until)
+    return time.monotonic() - t0
+
+
 def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: DeployedApp, sha: str, *,
                      tag: str | None = None, replicas: int | None = None, timeout: float = SYNC_AFTER_COMMIT) -> float:
     """After a commit `sha` to the prod overlay (scenarios.step2_applications.commit_prod: `tag`, `replicas`),
     the app must become Synced at that commit and the Deployment must change. Returns seconds
     from the call (right after the push) to synced."""
     change = step2.prod_change(tag=tag, replicas=replicas)
-    t0 = time.monotonic()
     synced = probes.app_synced(argocd, app.name, revision=sha)
 
     def seen_commit() -> Observation:
@@ -48,13 +61,10 @@ def commit_is_synced(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, app: Dep
             return Observation.pending(f"{obs.observed} (Git is at {sha[:10]}: the engine has not picked up the commit)")
         return obs
 
-    waiter.until(
-        checks.all_of(seen_commit,
-                      probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
-                                        image=f"{app.image}:{tag}" if tag else None)),
-        timeout=timeout, what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
+    return commit_is_live(
+        waiter, kube, app.namespace, app.image, seen_commit, tag=tag, replicas=replicas, timeout=timeout,
+        what=f"auto-sync of commit {sha[:10]} ({change}) to {app.name}",
         expected=f"application Synced at {sha[:10]} and Deployment myapp with {change}",
         remediation=hints.for_item("auto_sync") + " Check that the Git webhook reaches Argo CD or that "
                     "timeout.reconciliation polls within the bound.",
         evidence=app_evidence(kube, argocd, app), diagnose=app_diagnosis(argocd, app))
-    return time.monotonic() - t0

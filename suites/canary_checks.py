@@ -85,33 +85,41 @@ def _decision_seconds(run: dict, rec: "Recorder | None" = None) -> float | None:
     return None
 
 
-class Recorder:
-    """Looks at the rollout and remembers the sequence of steps it saw; the canary weights come
-    from a watch on the canary Ingress (every version the Rollouts controller wrote, none missed
-    however slow a poll is: a step's pause is only seconds long)."""
+class WeightRecorder:
+    """The canary weights a controller writes on the canary Ingress, from a watch opened before
+    the release (every version, none missed however slow a poll is: a weight lasts seconds).
+    Argo Rollouts' and Flagger's recorders extend it with what else they remember."""
 
-    def __init__(self, kube: Kube, namespace: str):
-        self.kube, self.namespace = kube, namespace
+    def __init__(self, kube: Kube, namespace: str, canary_ingress: str):
+        self.kube, self.namespace, self.canary_ingress = kube, namespace, canary_ingress
         self.ingress = ChangeLog(kube, namespace, kinds=("Ingress",)).__enter__()
-        self.steps: list[int] = []
-        self.first_seen: dict[str, float] = {}  # AnalysisRun -> when first seen still undecided
-        self.decided: dict[str, float] = {}     # AnalysisRun -> when first seen Successful/Failed/...
-        self.analysis_step_at: float | None = None  # when the new revision reached startingStep
 
     @property
     def weights(self) -> list[int]:
         """The canary weight of every version of the canary Ingress, repeats collapsed."""
-        return [int(w) for w in self.ingress.annotation_values("Ingress", step5.CANARY_INGRESS,
+        return [int(w) for w in self.ingress.annotation_values("Ingress", self.canary_ingress,
                                                               probes.WEIGHT_ANNOTATION)]
 
     def close(self) -> None:
         self.ingress.__exit__(None, None, None)
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Recorder(WeightRecorder):
+    """Looks at the rollout and remembers the sequence of steps it saw and when its analysis
+    runs were decided; the weights as WeightRecorder sees them."""
+
+    def __init__(self, kube: Kube, namespace: str):
+        super().__init__(kube, namespace, step5.CANARY_INGRESS)
+        self.steps: list[int] = []
+        self.first_seen: dict[str, float] = {}  # AnalysisRun -> when first seen still undecided
+        self.decided: dict[str, float] = {}     # AnalysisRun -> when first seen Successful/Failed/...
+        self.analysis_step_at: float | None = None  # when the new revision reached startingStep
 
     def look(self) -> View:
         v = look(self.kube, self.namespace)

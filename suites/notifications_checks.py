@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from typing import Callable
 
 from gitops_conformance.fixtures import checks, diagnose, hints, probes
 from gitops_conformance.fixtures.argocd import ArgoCD
@@ -172,6 +173,20 @@ def _slack_posts(n: Notifications, since: float | None = None) -> list[dict]:
             if (r.get("form") or {}).get("channel") == n.channel or (r.get("json") or {}).get("channel") == n.channel]
 
 
+def slack_outcome(posts: list[dict], channel: str, matches: Callable[[dict], bool], *, waiting_for: str,
+                  seen: str, log: str, cause: str) -> Observation:
+    """What the Slack API stand-in made of the chat.postMessage requests to `channel`: ok once it
+    accepted (`ok: true`) one that `matches`; failed when it rejected every one (invalid_auth:
+    terminal, Slack would not deliver them either; `cause` names the setting); else pending."""
+    if any((r.get("response") or {}).get("ok") and matches(r) for r in posts):
+        return Observation.ok(f"chat.postMessage to {channel} accepted")
+    if posts and all(not (r.get("response") or {}).get("ok") for r in posts):
+        errors = sorted({str((r.get("response") or {}).get("error")) for r in posts})
+        return Observation.failed(f"the Slack endpoint rejected {len(posts)} chat.postMessage to {channel}: "
+                                  f"{', '.join(errors)} (auth_ok: {posts[-1].get('auth_ok')}); {log}", cause)
+    return Observation.pending(f"no accepted chat.postMessage to {channel} {waiting_for} (seen: {seen}); {log}")
+
+
 def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Target, n: Notifications, app_name: str, *,
                   must_contain: tuple[str, ...], since: float | None = None, what: str,
                   timeout: float = DELIVERY) -> dict:
@@ -180,19 +195,11 @@ def slack_message(waiter: checks.Waiter, kube: Kube, argocd: ArgoCD, target: Tar
 
     def probe() -> Observation:
         posts = _slack_posts(n, since)
-        good = [r for r in posts if (r.get("response") or {}).get("ok")
-                and all(s in (r.get("form") or {}).get("text", "") for s in must_contain)]
-        if good:
-            return Observation.ok(f"chat.postMessage to {n.channel} accepted")
-        log = controller_log(target, app_name, "slack", keep=3)
-        if posts and all(not (r.get("response") or {}).get("ok") for r in posts):
-            errors = sorted({str((r.get("response") or {}).get("error")) for r in posts})
-            return Observation.failed(
-                f"the Slack endpoint rejected {len(posts)} chat.postMessage to {n.channel}: {', '.join(errors)} "
-                f"(auth_ok: {posts[-1].get('auth_ok')}); controller log: {log}",
-                "service.slack token is not accepted by the Slack API")
-        return Observation.pending(f"no accepted chat.postMessage to {n.channel} containing {list(must_contain)} "
-                                   f"(Slack requests seen: {summary(posts)}); controller log: {log}")
+        return slack_outcome(posts, n.channel,
+                             lambda r: all(s in (r.get("form") or {}).get("text", "") for s in must_contain),
+                             waiting_for=f"containing {list(must_contain)}", seen=summary(posts),
+                             log=f"controller log: {controller_log(target, app_name, 'slack', keep=3)}",
+                             cause="service.slack token is not accepted by the Slack API")
 
     waiter.until(probe, timeout=timeout, what=what,
                  expected=f"a Slack message to {n.channel} naming {', '.join(must_contain)}",

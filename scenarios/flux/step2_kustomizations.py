@@ -17,7 +17,6 @@ import pytest
 
 from gitops_conformance import redact
 from gitops_conformance.fixtures import checks, hints, names
-from gitops_conformance.fixtures.cleanup import Tracker
 from gitops_conformance.fixtures.flux import (GITREPOSITORY, KUSTOMIZATION, KUSTOMIZE, NOTIFICATION, RECEIVER,
                                               SOURCE, Flux)
 from gitops_conformance.fixtures.gitrepo import GitRepo
@@ -196,6 +195,29 @@ def connect_receiver(kube: Kube, flux: Flux, waiter: checks.Waiter, repo: GitRep
     return path
 
 
+@pytest.fixture
+def connect_flux(kube: Kube, flux: Flux, diagnostics: Diagnostics, target, settings,
+                 waiter: checks.Waiter) -> Callable[..., str]:
+    """connect_flux(repo, name, namespace, path, *, webhook=True, source_interval=..., **kustomization)
+    -> the Receiver's webhook path ("" without one). Step 2's wiring of one repository, as every
+    Flux scenario makes it: the HTTPS token Secret, the GitRepository `name`, a Kustomization
+    `name` of `path` (`kustomization` options: prune, interval, ...) and, unless `webhook=False`
+    or --no-webhook, a Receiver the repository's pushes are announced to."""
+    def connect(repo: GitRepo, name: str, ns: str, path: str, *, webhook: bool = True,
+                source_interval: str = SOURCE_INTERVAL, **kustomization_options) -> str:
+        diagnostics.objects += [(GITREPOSITORY, name, ns), (KUSTOMIZATION, name, ns)]
+        kube.apply([auth_secret(f"{name}-auth", ns, repo.username, repo.token, target.git.https_ca_pem),
+                    git_repository(name, ns, https_url(repo, target.git.https_base_url), f"{name}-auth",
+                                   source_interval),
+                    kustomization(name, ns, path, **kustomization_options)])
+        if not webhook or settings.no_webhook:
+            return ""
+        diagnostics.objects.append((RECEIVER, name, ns))
+        return connect_receiver(kube, flux, waiter, repo, name, ns)
+
+    return connect
+
+
 def leave_replicas_to_the_cluster(repo: GitRepo) -> None:
     """The Flux answer to the pitfall "Ignoring HPA-managed replicas": Git does not set
     spec.replicas (neither the base nor the prod overlay), so kustomize-controller's server-side
@@ -210,9 +232,9 @@ def leave_replicas_to_the_cluster(repo: GitRepo) -> None:
 
 
 @pytest.fixture
-def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
+def deploy_myapp_flux(kube: Kube, flux: Flux, diagnostics: Diagnostics, connect_flux: Callable[..., str],
                       git_repo: Callable[..., GitRepo], namespace: Callable[..., str], unique: Callable[[str], str],
-                      target, settings, waiter: checks.Waiter) -> Callable[..., FluxApp]:
+                      waiter: checks.Waiter) -> Callable[..., FluxApp]:
     """deploy_myapp_flux(**changes) -> FluxApp, applied at its first commit. `webhook=False`
     leaves the Receiver out (a self-test: then only the source's interval brings commits in);
     `source_interval`, `interval` (the Kustomization's) and `prune` break the setup on purpose;
@@ -227,17 +249,9 @@ def deploy_myapp_flux(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Dia
             leave_replicas_to_the_cluster(repo)
         sha = repo.commit_and_push("Add myapp application manifests")
         name = unique("myapp")
-        diagnostics.objects += [(GITREPOSITORY, name, ns), (KUSTOMIZATION, name, ns)]
         diagnostics.components = ["source-controller", "kustomize-controller", "notification-controller"]
-        ca = target.git.https_ca_pem
-        docs = [auth_secret(f"{name}-auth", ns, repo.username, repo.token, ca),
-                git_repository(name, ns, https_url(repo, target.git.https_base_url), f"{name}-auth", source_interval),
-                kustomization(name, ns, myapp.PROD_PATH, prune=prune, interval=interval)]
-        kube.apply(docs)
-        path = ""
-        if webhook and not settings.no_webhook:
-            diagnostics.objects.append((RECEIVER, name, ns))
-            path = connect_receiver(kube, flux, waiter, repo, name, ns)
+        path = connect_flux(repo, name, ns, myapp.PROD_PATH, webhook=webhook, source_interval=source_interval,
+                            prune=prune, interval=interval)
         replicas = 5 if replicas_in_git else None
         waiter.until(
             checks.all_of(applied_at(flux, name, ns, sha), deployment(kube, ns, "myapp", replicas=replicas)),

@@ -20,9 +20,8 @@ import pytest
 
 from gitops_conformance.fixtures import checks, hints, names
 from gitops_conformance.fixtures.cleanup import Tracker
-from gitops_conformance.fixtures.flux import GITREPOSITORY, KUSTOMIZATION, RECEIVER, Flux
+from gitops_conformance.fixtures.flux import KUSTOMIZATION, Flux
 from gitops_conformance.fixtures.gitrepo import GitRepo
-from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.plugin import Diagnostics
 
 from .. import step2_applications as myapp
@@ -95,9 +94,9 @@ def add_extra_child(repo: GitRepo, layout: FluxAppOfApps, name: str, *, where: s
 
 
 @pytest.fixture
-def deploy_flux_app_of_apps(kube: Kube, flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
-                            git_repo: Callable[..., GitRepo], namespace: Callable[..., str],
-                            unique: Callable[[str], str], target, settings,
+def deploy_flux_app_of_apps(flux: Flux, tracker: Tracker, diagnostics: Diagnostics,
+                            connect_flux: Callable[..., str], git_repo: Callable[..., GitRepo],
+                            namespace: Callable[..., str], unique: Callable[[str], str],
                             waiter: checks.Waiter) -> Callable[..., FluxAppOfApps]:
     """deploy_flux_app_of_apps(**breakage) -> the layout, pushed to Git in a fresh namespace; its
     create_root() then creates the root (a check watching the namespace starts in between).
@@ -118,18 +117,11 @@ def deploy_flux_app_of_apps(kube: Kube, flux: Flux, tracker: Tracker, diagnostic
         sha = repo.commit_and_push("Add the infra and apps Kustomizations")
         crd = f"certificates.{group}"
         tracker.other.append(("crd", crd, None))
-        diagnostics.objects += [(GITREPOSITORY, root, ns), (KUSTOMIZATION, root, ns),
-                                (KUSTOMIZATION, infra, ns), (KUSTOMIZATION, apps, ns)]
+        diagnostics.objects += [(KUSTOMIZATION, infra, ns), (KUSTOMIZATION, apps, ns)]  # the root's: connect_flux
         diagnostics.components = ["source-controller", "kustomize-controller", "notification-controller"]
 
         def create_root() -> None:
-            kube.apply([fluxs.auth_secret(f"{root}-auth", ns, repo.username, repo.token, target.git.https_ca_pem),
-                        fluxs.git_repository(root, ns, fluxs.https_url(repo, target.git.https_base_url),
-                                             f"{root}-auth"),
-                        fluxs.kustomization(root, ns, ROOT_PATH, prune=prune)])
-            if not settings.no_webhook:
-                diagnostics.objects.append((RECEIVER, root, ns))
-                fluxs.connect_receiver(kube, flux, waiter, repo, root, ns)
+            connect_flux(repo, root, ns, ROOT_PATH, prune=prune)
             waiter.until(fluxs.applied_at(flux, root, ns, sha), timeout=ROOT_APPLY_TIMEOUT,
                          what=f"root Kustomization {ns}/{root} applied (procedure step 3)",
                          expected=f"Ready at {sha[:10]}, the child Kustomizations created",

@@ -4,14 +4,13 @@ self_heal and prune checks share.
 """
 from __future__ import annotations
 
-import time
-
-from gitops_conformance.fixtures import checks, hints, probes
+from gitops_conformance.fixtures import checks, hints
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import GITREPOSITORY, KUSTOMIZATION, Flux
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.scenarios import step2_applications as step2
 from gitops_conformance.scenarios.flux.step2_kustomizations import FluxApp, applied_at
+from gitops_conformance.suites.auto_sync_checks import commit_is_live
 
 SYNC_AFTER_COMMIT = 60.0
 
@@ -22,7 +21,6 @@ def commit_is_applied(waiter: checks.Waiter, kube: Kube, flux: Flux, app: FluxAp
     `replicas`; the push announces it to the Receiver), the Kustomization must be Ready at that
     commit and the Deployment changed. Returns seconds from the call (right after the push) to applied."""
     change = step2.prod_change(tag=tag, replicas=replicas)
-    t0 = time.monotonic()
     applied = applied_at(flux, app.name, app.namespace, sha)
 
     def seen_commit() -> Observation:
@@ -37,18 +35,15 @@ def commit_is_applied(waiter: checks.Waiter, kube: Kube, flux: Flux, app: FluxAp
                 return Observation.pending(f"{obs.observed}; GitRepository at {fetched or '-'} ({why})")
         return obs
 
-    waiter.until(
-        checks.all_of(seen_commit,
-                      probes.deployment(kube, app.namespace, "myapp", replicas=replicas,
-                                        image=f"{app.image}:{tag}" if tag else None)),
-        timeout=timeout, what=f"Flux apply of commit {sha[:10]} ({change}) to {app.namespace}",
+    return commit_is_live(
+        waiter, kube, app.namespace, app.image, seen_commit, tag=tag, replicas=replicas, timeout=timeout,
+        what=f"Flux apply of commit {sha[:10]} ({change}) to {app.namespace}",
         expected=f"Kustomization {app.name} Ready at {sha[:10]} and Deployment myapp with {change}",
         remediation=hints.for_item("auto_sync") + " Check that the Git host's webhook reaches the Flux "
                     "Receiver, or that the GitRepository's interval polls within the bound.",
         evidence=lambda: {"kustomization": kube.get_yaml(KUSTOMIZATION, app.name, app.namespace),
                           "gitrepository": kube.get_yaml(GITREPOSITORY, app.name, app.namespace),
                           "events": kube.events(app.namespace)})
-    return time.monotonic() - t0
 
 
 def with_kustomization_spec(flux: Flux, app: FluxApp, probe):

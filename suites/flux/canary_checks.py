@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from gitops_conformance.fixtures import checks, diagnose, hints, probes
-from gitops_conformance.fixtures.changes import ChangeLog
+from gitops_conformance.fixtures import checks, diagnose, hints
 from gitops_conformance.fixtures.checks import Observation
 from gitops_conformance.fixtures.flux import Flux
 from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.scenarios.flux import step2_kustomizations as fluxs
 from gitops_conformance.scenarios.flux import step5_flagger as step5
 from gitops_conformance.scenarios.flux.step5_flagger import CanaryView, FlaggerApp
+from gitops_conformance.suites.canary_checks import WeightRecorder
 
 # Bounds (seconds, before --timeout-scale). Flagger's analysis interval is 10s at least: a walk
 # is the scale-up, four weights and the promotion (about 8 intervals); a rollback is THRESHOLD
@@ -32,20 +32,14 @@ NO_METRIC = ("the Canary's analysis declares no metric: Flagger promotes whateve
              "(spec.analysis.metrics is empty)")
 
 
-class Recorder:
-    """Looks at the Canary and remembers the phases it saw; the weights come from a watch on the
-    Ingress copy (every value Flagger wrote)."""
+class Recorder(WeightRecorder):
+    """Looks at the Canary and remembers the phases it saw; the weights Flagger wrote on the
+    Ingress copy as WeightRecorder sees them."""
 
     def __init__(self, kube: Kube, namespace: str):
-        self.kube, self.namespace = kube, namespace
-        self.ingress = ChangeLog(kube, namespace, kinds=("Ingress",)).__enter__()
+        super().__init__(kube, namespace, step5.CANARY_INGRESS)
         self.phases: list[str] = []
         self.phase_at: dict[str, float] = {}  # phase -> when first seen (time.monotonic())
-
-    @property
-    def weights(self) -> list[int]:
-        return [int(w) for w in self.ingress.annotation_values("Ingress", step5.CANARY_INGRESS,
-                                                               probes.WEIGHT_ANNOTATION)]
 
     def look(self) -> CanaryView:
         v = step5.look(self.kube, self.namespace)
@@ -63,12 +57,6 @@ class Recorder:
         v = self.look()
         seen = self.seen(v)
         return v, seen, (checks.failed(seen, NO_METRIC) if v.exists and v.metrics == 0 else None)
-
-    def __enter__(self) -> "Recorder":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.ingress.__exit__(None, None, None)
 
 
 def _diagnose() -> diagnose.Diagnosis:

@@ -18,6 +18,7 @@ from gitops_conformance.fixtures.kube import Kube
 from gitops_conformance.fixtures.peers import recorded_secret as redacted
 from gitops_conformance.scenarios.flux.step2_kustomizations import FluxApp
 from gitops_conformance.scenarios.flux.step6_notifications import ALERTS, FluxAlerts
+from gitops_conformance.suites.notifications_checks import slack_outcome
 
 DELIVERY = 45.0
 DRIFT_ALERT = 60.0   # the drift is corrected (and announced) at the Kustomization's next apply: interval 30 s
@@ -97,19 +98,10 @@ def slack_gets_event(waiter: checks.Waiter, kube: Kube, target, alerts: FluxAler
 
     def probe() -> Observation:
         mine = posts()
-        good = [r for r in mine if (r.get("response") or {}).get("ok") and app.name in _text(r)
-                and all(c in _text(r) for c in contains)]
-        if good:
-            return Observation.ok(f"chat.postMessage to {alerts.channel} accepted: {_text(good[0])[:300]}")
-        log = _log(target, alerts.slack_alert, app.name, "slack")
-        if mine and all(not (r.get("response") or {}).get("ok") for r in mine):
-            errors = sorted({str((r.get("response") or {}).get("error")) for r in mine})
-            return Observation.failed(f"the Slack endpoint rejected {len(mine)} chat.postMessage to {alerts.channel}: "
-                                      f"{', '.join(errors)} (auth_ok: {mine[-1].get('auth_ok')}); "
-                                      f"notification-controller log: {log}",
-                                      "the Provider's token is not accepted by the Slack API")
-        return Observation.pending(f"no accepted chat.postMessage to {alerts.channel} naming {app.name} with "
-                                   f"{list(contains)} (seen: {_summary(mine)}); notification-controller log: {log}")
+        return slack_outcome(mine, alerts.channel, lambda r: app.name in _text(r) and all(c in _text(r) for c in contains),
+                             waiting_for=f"naming {app.name} with {list(contains)}", seen=_summary(mine),
+                             log=f"notification-controller log: {_log(target, alerts.slack_alert, app.name, 'slack')}",
+                             cause="the Provider's token is not accepted by the Slack API")
 
     waiter.until(probe, timeout=timeout, what=what,
                  expected=f"a Slack message to {alerts.channel} naming {app.name} with {', '.join(contains)}",
