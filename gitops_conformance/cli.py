@@ -3,7 +3,7 @@
   gitops-conformance testbed build|up|down|status|env [--state-dir DIR] [--engine argocd|flux]
   gitops-conformance testbed node-image [--force]  kind's node image, assembled offline (needs Docker)
   gitops-conformance testbed kind-config          the kind cluster config for that image, on this machine
-  gitops-conformance testbed images [NAME ...] [--force] [--list] [--load kind:CLUSTER]
+  gitops-conformance testbed images [NAME ...] [--engine argocd|flux] [--force] [--list] [--load kind:CLUSTER]
                                                 every image a cluster needs, as archives (offline)
   gitops-conformance certify [pytest options]   run the suites, print verdict and report paths;
                                                 exit 0 only when CERTIFIED (pytest's code if it failed, else 1)
@@ -105,7 +105,7 @@ def _images(args: argparse.Namespace) -> int:
         except kind.KindError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    results, failures = images.build_images(args.components or None, force=args.force)
+    results, failures = images.build_images(args.components or None, force=args.force, engine=args.engine)
     if failures:
         print(f"{len(failures)} image spec(s) failed:", file=sys.stderr)
         for line in failures:
@@ -164,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     tb = sub.add_parser("testbed", help="the local testbed (real control plane and Argo stack as host processes)")
     tb.add_argument("action", choices=["build", "up", "down", "status", "env", "node-image", "kind-config", "images"])
-    tb.add_argument("components", nargs="*", help="build/images: only these components or image specs (default: all)")
+    tb.add_argument("components", nargs="*", help="build/images: only these components or image specs (default: all the engine's)")
     tb.add_argument("--state-dir", default=None, help="state, logs, kubeconfig (default: .testbed/ in the checkout)")
     tb.add_argument("--force", action="store_true", help="build, node-image: rebuild even if cached; images: rewrite "
                     "the archives (Debian layers stay cached by their inputs)")
     tb.add_argument("--engine", choices=["argocd", "flux"], default="argocd",
-                    help="up: the GitOps engine the testbed runs (one at a time); build: also build its binaries")
+                    help="up: the GitOps engine the testbed runs (one at a time); build/images: also build its binaries/images")
     tb.add_argument("--load", metavar="kind:CLUSTER", help="images: load the archives into this kind cluster")
     tb.add_argument("--list", action="store_true", help="images: list every image, its name and archive")
     cert = sub.add_parser("certify", help="run the conformance suites and write the report (extra args go to pytest)")

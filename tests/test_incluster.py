@@ -52,7 +52,7 @@ def test_network_policy_admits_only_the_engine_namespaces_and_the_nodes_for_the_
     assert policy["spec"]["podSelector"] == {} and policy["spec"]["policyTypes"] == ["Ingress"]
     rules = policy["spec"]["ingress"]
     values = rules[0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
-    assert values == ["argocd", "argo-rollouts"]
+    assert values == ["argocd", "argo-rollouts", "flux-system", "flagger-system"]
     assert rules[-1] == {"from": [{"ipBlock": {"cidr": "172.18.0.2/32"}}],
                          "ports": [{"protocol": "TCP", "port": incluster.PORTS["registry"]}]}
 

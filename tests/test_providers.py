@@ -246,14 +246,13 @@ def assert_one_usage_error(result, *needles: str) -> str:
     (["--timeout-scale", "abc"], ["--timeout-scale 'abc' is not a number"]),
     (["--timeout-scale", "0"], ["--timeout-scale 0.0 must be > 0"]),
     (["--engine", "fluxcd"], ["--engine 'fluxcd': supported engines are argocd, flux"]),
-    (["--engine", "flux", "--cluster", "kind"], ["--engine flux --cluster kind: Flux runs on the local testbed only so far"]),
     (["--cluster", "existing", "--kubeconfig", "/nonexistent/kubeconfig"],
      ["--kubeconfig /nonexistent/kubeconfig: not a readable file"]),
     (["--cluster", "local", "--reuse-testbed", "{tmp}"],
      ["no testbed state there (run `gitops-conformance testbed up --state-dir {tmp}`)"]),
     (["--cluster", "kind", "--reuse-testbed", "{tmp}"], ["--reuse-testbed only applies to --cluster local"]),
     (["--git-url", "example.com/repo"], ["--git-url 'example.com/repo': expected an http(s):// or ssh URL"]),
-], ids=["cluster", "timeout-scale", "timeout-scale-range", "engine", "engine-flux-kind", "kubeconfig", "reuse-testbed",
+], ids=["cluster", "timeout-scale", "timeout-scale-range", "engine", "kubeconfig", "reuse-testbed",
         "reuse-not-local", "git-url"])
 def test_bad_option_is_one_usage_error(pytester, args, needles):
     tmp = str(pytester.path / "empty-state")
@@ -317,8 +316,22 @@ def test_existing_unreachable_seen_by_kube_fixture(pytester, fakes):
 def test_existing_without_argocd_names_install(pytester, fakes):
     kc = _kubeconfig(pytester.path / "kc")
     assert_one_usage_error(run_inner(pytester, "--cluster", "existing", "--kubeconfig", str(kc), "--allow-context", "ctx"),
-                           "context 'ctx': Argo CD is not installed in namespace argocd", "pass --install")
+                           "context 'ctx': Argo CD is not installed (no argocd-server in namespace argocd)",
+                           "pass --install")
     assert fakes.calls("kubectl") == [["--kubeconfig", str(kc), "-n", "argocd", "get", "deployments,statefulsets", "-o", "json"]]
+
+
+def test_existing_without_flux_names_what_is_missing(pytester, fakes):
+    """--engine flux on a cluster with no Flux: every Deployment Step 1 would make is named."""
+    kc = _kubeconfig(pytester.path / "kc")
+    out = assert_one_usage_error(
+        run_inner(pytester, "--engine", "flux", "--cluster", "existing", "--kubeconfig", str(kc), "--allow-context", "ctx"),
+        "context 'ctx': Flux (and Flagger) is not installed", "pass --install")
+    for missing in ("flux-system/source-controller", "flux-system/kustomize-controller",
+                    "flux-system/notification-controller", "flagger-system/flagger"):
+        assert missing in out
+    assert fakes.calls("kubectl") == [["--kubeconfig", str(kc), "-n", ns, "get", "deployments", "-o", "json"]
+                                      for ns in ("flux-system", "flagger-system")]
 
 
 @pytest.mark.parametrize("kind_bin", [[], ["--kind-bin", "/nonexistent/kind"]], ids=["none-on-path", "missing-path"])

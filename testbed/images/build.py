@@ -271,22 +271,29 @@ def _cache_lock():
         yield
 
 
-def build_images(names: list[str] | None = None, force: bool = False) -> tuple[list[dict], list[str]]:
-    """Build the named specs (default: all). Returns (results, failures as readable lines)."""
+def build_images(names: list[str] | None = None, force: bool = False,
+                 engine: str = "argocd") -> tuple[list[dict], list[str]]:
+    """Build the named specs (default: every spec for `engine`'s runs: its own and the common
+    ones). Returns (results, failures as readable lines)."""
     try:
         with _cache_lock():
-            return _build_images(names, force)
+            return _build_images(names, force, engine)
     except ImageBuildError as exc:  # the lock's bounded wait ran out
         return [], [str(exc)]
 
 
-def _build_images(names: list[str] | None, force: bool) -> tuple[list[dict], list[str]]:
+def specs_for_engine(engine: str) -> list[str]:
+    """The specs a run of `engine` uses: the common ones and the engine's own."""
+    return [name for name, spec in all_specs().items() if spec.engine in ("", engine)]
+
+
+def _build_images(names: list[str] | None, force: bool, engine: str) -> tuple[list[dict], list[str]]:
     specs = all_specs()
     unknown = [n for n in names or [] if n not in specs]
     if unknown:
         return [], [f"unknown image spec(s): {', '.join(unknown)}; known: {', '.join(specs)}"]
     results, failures = [], []
-    for name in names or list(specs):
+    for name in names or specs_for_engine(engine):
         try:
             results += build_spec(specs[name], force=force)
         except (ImageBuildError, debian.DebianError, SpecError, OSError) as exc:

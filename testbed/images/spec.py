@@ -6,7 +6,8 @@ added), then files, then the runtime config. Files come from the repository (`re
 a glob), from `gitops-conformance testbed build` (`binary`, `asset`), from a Go program of the
 repository (`go_binary`), or are symlinks. Names come from the pinned manifests
 (`from_manifest`: the exact name:tag the manifest gives) or are written out (`ref`, where
-{component} is that component's pinned version and {project} the project's version).
+{component} is that component's pinned version, {component-bare} the same without its "v", and
+{project} the project's version). `engine: argocd|flux` builds a spec only for that engine's runs.
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class ImageSpec:
     repository: str = ""       # myapp: one image per tag in this repository
     tags: dict = dataclasses.field(default_factory=dict)
     source: Path | None = None
+    engine: str = ""           # argocd | flux: built only for that engine's runs; "": for every run
 
     def variants(self) -> list[tuple[list[str], dict[str, str]]]:
         """(names, extra env) of every image this spec makes: one, or one per tag."""
@@ -97,7 +99,7 @@ def load(path: Path) -> ImageSpec:
                                user=str(cfg.get("user", "")), workdir=cfg.get("workdir", ""),
                                exposed_ports=[str(p) for p in cfg.get("exposed_ports") or ()]),
         names=tuple(raw.get("names") or ()), go=raw.get("go", ""), repository=raw.get("repository", ""),
-        tags=dict(raw.get("tags") or {}), source=path)
+        tags=dict(raw.get("tags") or {}), source=path, engine=raw.get("engine", ""))
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,6 +120,8 @@ def manifest_path(component: str) -> Path:
 def resolve_names(spec: ImageSpec) -> list[str]:
     """The image's names: the manifests' exact name:tag, then the written-out refs."""
     fields = {name: comp.version for name, comp in versions.load().items()}
+    # {NAME-bare}: the version without its "v" (Flagger tags its images 1.36.1, not v1.36.1)
+    fields.update({f"{name}-bare": version.removeprefix("v") for name, version in list(fields.items())})
     fields["project"] = project_version()
     out: list[str] = []
     for entry in spec.names:
