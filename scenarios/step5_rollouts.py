@@ -253,10 +253,10 @@ def deploy_rollout(kube: Kube, argocd: ArgoCD, metrics: Metrics, traffic: Traffi
     return make
 
 
-def real_traffic_evidence(kube: Kube, metrics, traffic, app: "DeployedRollout") -> str:
-    """What the pods really served (cluster targets): Prometheus' per-pod request counts by
-    status, the traffic source's own tally, the pods and their images, their last log lines."""
-    ns = app.namespace
+def real_traffic_evidence(kube: Kube, metrics, traffic, ns: str) -> str:
+    """What the pods in `ns` really served (cluster targets; Flagger's canary too): Prometheus'
+    per-pod request counts by status, the traffic source's own tally, the pods and their images,
+    their last log lines."""
     lines = [f"Prometheus {metrics.engine_url}: sum by (service, pod, status) of "
              f"increase(http_requests_total{{namespace=\"{ns}\"}}[10m])"]
     try:

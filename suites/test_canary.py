@@ -20,7 +20,7 @@ def test_canary_walks_weights_and_promotes_on_healthy_analysis(deploy_rollout, k
         sha = step5.release(app, tag)                          # When: the new tag is committed to Git
         result = canary_checks.canary_progresses(waiter, kube, argocd, app, rec, before=before, tag=tag, sha=sha)
     if traffic.real:  # a cluster: what the real pods served, as Prometheus and the pods saw it
-        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app.namespace))
     record_check("canary weight sequence", "20→40→60→80(→100) then 0", f"weights {result.weights}, steps {result.steps}",
                  True)
     if result.decision_s is not None:
@@ -37,7 +37,7 @@ def test_canary_aborts_and_stable_keeps_serving_on_failed_analysis(deploy_rollou
         decision = canary_checks.canary_aborts(waiter, kube, argocd, app, rec, before=before, tag=tag, sha=sha,
                                                rate=0.5)
     if traffic.real:
-        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app))
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app.namespace))
     if decision is not None:
         record_metric("analysis_decision_s", decision)
 
@@ -81,8 +81,8 @@ def test_cli_history(deploy_rollout, kube, argocd, traffic, record_check, record
 
 # ----- Flux (--engine flux): a Flagger canary ---------------------------------------------------
 
-def test_flux_canary_walks_weights_and_promotes_on_healthy_metric(deploy_flagger_canary, kube, flux, traffic,
-                                                                 record_metric, record_check, waiter):
+def test_flux_canary_walks_weights_and_promotes_on_healthy_metric(deploy_flagger_canary, kube, flux, traffic, metrics,
+                                                                 record_metric, record_check, record_evidence, waiter):
     app = deploy_flagger_canary()                               # Given: the Canary, applied from Git
     tag = traffic.release(app.metric_service, "v1.1.0", 1.0)   # Given: the new release answers every request
     with flux_canary_checks.Recorder(kube, app.namespace) as rec:  # Given: the canary watched from here on
@@ -90,12 +90,15 @@ def test_flux_canary_walks_weights_and_promotes_on_healthy_metric(deploy_flagger
         result = flux_canary_checks.canary_progresses(waiter, kube, flux, app, rec, tag=tag, sha=sha)
     record_check("canary weight sequence", "20→40→60→80 then 0", f"weights {result.weights}, phases {result.phases}",
                  True)
+    if traffic.real:
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app.namespace))
     if result.walk_s is not None:
         record_metric("canary_walk_s", result.walk_s)
 
 
 def test_flux_canary_rolls_back_and_primary_keeps_serving_on_failed_metric(deploy_flagger_canary, kube, flux, traffic,
-                                                                          record_metric, waiter):
+                                                                          metrics, record_metric, record_check,
+                                                                          record_evidence, waiter):
     app = deploy_flagger_canary()                               # Given: the Canary, applied from Git
     tag = traffic.release(app.metric_service, "v1.1.0", 0.5)   # Given: the new release fails half its requests
     before = flux_step5.look(kube, app.namespace)
@@ -103,5 +106,9 @@ def test_flux_canary_rolls_back_and_primary_keeps_serving_on_failed_metric(deplo
         sha = flux_step5.release(app, tag)                      # When: the new tag is committed to Git
         decision = flux_canary_checks.canary_rolls_back(waiter, kube, flux, app, rec, before=before, tag=tag,
                                                         sha=sha, rate=0.5)
+        record_check("rollback", f"phase Failed, {flux_step5.PRIMARY} still on {before.primary_image} and serving",
+                     rec.seen(rec.look()), True)
+    if traffic.real:
+        record_evidence("real-traffic", step5.real_traffic_evidence(kube, metrics, traffic, app.namespace))
     if decision is not None:
         record_metric("analysis_decision_s", decision)
