@@ -1,8 +1,9 @@
 """The Flux checks must be able to fail: each test breaks the Flux setup on purpose (a stopped
 controller, a CRD missing, a repository whose pushes announce nothing) and asserts the check
 FAILS within its bound, naming the cause. Local testbed started with --engine flux
-(`pytest tests/test_breaks_flux.py --engine flux`); skipped under any other engine. Serial: one
-test stops a controller and one deletes a CRD; both are restored."""
+(`pytest tests/test_breaks_flux.py --engine flux`); on a cluster (`--cluster kind|existing
+--engine flux`) the tests that need no testbed process run too; skipped under any other engine.
+Serial: one test stops a controller and one deletes a CRD; both are restored."""
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from gitops_conformance.fixtures.changes import ChangeLog
-from gitops_conformance.fixtures.flux import RECEIVER
+from gitops_conformance.fixtures.flux import FLUX_NAMESPACE, RECEIVER
 from gitops_conformance.scenarios import step2_applications as myapp
 from gitops_conformance.scenarios.flux import step2_kustomizations as fluxs
 from gitops_conformance.scenarios.flux import step3_app_of_apps as flux_step3
@@ -37,6 +38,23 @@ def test_controllers_check_fails_when_kustomize_controller_is_stopped(flux, test
         message = fails_within(flux_install.controllers_ready, waiter, flux, timeout=SHORT, bound=SHORT)
     assert "kustomize-controller: no answer" in message and "source-controller: 200" in message, message
     flux_install.controllers_ready(waiter, flux)  # and restarted, it is Ready again
+
+
+@pytest.mark.breaks("suites.flux.install_checks.controllers_ready")
+def test_controllers_check_fails_when_a_controller_has_no_ready_replica(flux, kube, waiter):
+    """On a cluster (kind, existing --engine flux) readiness is the kubelet's probe of /readyz:
+    notification-controller scaled to 0 is named, the others still ready."""
+    if flux.readyz:
+        pytest.skip("the local testbed's controllers answer /readyz to the suite (the test above)")
+    deployment = "deployment/notification-controller"
+    kube.kubectl("-n", FLUX_NAMESPACE, "scale", deployment, "--replicas=0")
+    try:
+        message = fails_within(flux_install.controllers_ready, waiter, flux, timeout=SHORT, bound=SHORT)
+    finally:
+        kube.kubectl("-n", FLUX_NAMESPACE, "scale", deployment, "--replicas=1")
+        kube.kubectl("-n", FLUX_NAMESPACE, "rollout", "status", deployment, "--timeout=120s", check=False, timeout=150)
+    assert "notification-controller: scaled to 0 replicas" in message and "source-controller: 1/1 ready" in message, message
+    flux_install.controllers_ready(waiter, flux)  # and scaled back, it is Ready again
 
 
 @pytest.mark.breaks("suites.flux.install_checks.crds_served")
@@ -358,6 +376,9 @@ def test_flux_rollback_check_fails_when_the_metric_reads_a_healthy_series_elsewh
                                                                                     traffic, unique, waiter):
     """The MetricTemplate reads another app's healthy traffic: a release failing half its requests
     is promoted, and the rollback check says so."""
+    if traffic.real:
+        pytest.skip("needs a healthy series of another app: the testbed's synthetic traffic writes one; "
+                    "a cluster's real traffic goes to this app's canary only")
     elsewhere = f"{unique('healthy')}.elsewhere"
     traffic.release(elsewhere, "v1.0.0", 1.0)
     app = deploy_flagger_canary(metric_service=elsewhere)

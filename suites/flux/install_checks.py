@@ -24,24 +24,27 @@ def controllers_ready(waiter: checks.Waiter, flux: Flux, *, timeout: float = CON
     """source-, kustomize- and notification-controller each answer their readiness probe
     (/readyz on --health-addr): asked directly where the suite reaches it (host processes), else
     as the kubelet asked it (every replica of each Deployment in flux-system ready)."""
-    def asked() -> dict[str, str]:
-        return {name: http_status(url) for name, url in flux.readyz.items()}
+    def asked() -> dict[str, tuple[bool, str]]:
+        return {name: (status == "200", status) for name, status in
+                ((name, http_status(url)) for name, url in flux.readyz.items())}
 
-    def deployments() -> dict[str, str]:
+    def deployments() -> dict[str, tuple[bool, str]]:
         seen = {}
         for name in CONTROLLERS:
             dep = flux.kube.get("deployment", name, FLUX_NAMESPACE)
-            st = (dep or {}).get("status") or {}
-            want = (dep or {}).get("spec", {}).get("replicas", 1)
-            seen[name] = ("no Deployment" if dep is None else
-                          "200" if want and st.get("readyReplicas") == want == st.get("updatedReplicas") else
-                          f"{st.get('readyReplicas') or 0}/{want} ready")
+            if dep is None:
+                seen[name] = (False, "no Deployment")
+                continue
+            st, want = dep.get("status") or {}, dep["spec"].get("replicas", 1)
+            ready = st.get("readyReplicas") or 0
+            seen[name] = (bool(want) and ready == want == st.get("updatedReplicas"),
+                          f"{ready}/{want} ready" if want else "scaled to 0 replicas")
         return seen
 
     def probe() -> Observation:
         seen = asked() if flux.readyz else deployments()
-        text = ", ".join(f"{name}: {status}" for name, status in seen.items())
-        return Observation.ok(text) if all(s == "200" for s in seen.values()) else Observation.pending(text)
+        text = ", ".join(f"{name}: {status}" for name, (_, status) in seen.items())
+        return Observation.ok(text) if all(ok for ok, _ in seen.values()) else Observation.pending(text)
 
     obs = waiter.until(probe, timeout=timeout, what="Flux controllers Ready",
                        expected="every controller's /readyz answers HTTP 200" if flux.readyz else
