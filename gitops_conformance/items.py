@@ -185,7 +185,8 @@ ITEMS: tuple[Item, ...] = (
               "semver moves to the highest allowed tag and writes it back to Git"),
         Check("test_digest_strategy_follows_moved_tag", "the digest strategy follows a moved tag"),
     ), flux_not_run="image-reflector/automation controllers cannot be built here (the Go module proxy refuses "
-                    "their modules), so Flux's image automation is not on the testbed"),
+                    "their modules), so the suite has no Flux image automation checks that were ever shown to "
+                    "fail; not run on any cluster, whether or not it runs those controllers"),
     Item("canary", "Argo Rollouts canary deployments", 5, (
         Check("test_canary_walks_weights_and_promotes_on_healthy_analysis",
               "canary steps advance and promote with a healthy analysis"),
