@@ -6,7 +6,9 @@ replace block, because `go install mod@version` refuses modules with replaces.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import shutil
@@ -173,8 +175,40 @@ def copy_assets(comp: Component, out_dir: Path) -> None:
     tmp.rename(out_dir / "assets")
 
 
+LOCK_TIMEOUT = 3600.0  # another process's build of the same component finishes first
+
+
+@contextlib.contextmanager
+def _component_lock(comp: Component):
+    """One build of a component at a time per cache: two processes (`setup.sh` and `testbed
+    node-image`, or two checkouts) building the same component wrote the same `.partial` directory
+    and wrapper module. The second waits, then finds the first one's build in the cache."""
+    from gitops_conformance.waiter import Waiter
+
+    locks = versions.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"build-{comp.key}.lock", "w") as fh:
+        def take() -> bool:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+
+        def tell(*_) -> None:
+            print(f"[{comp.name}] waiting for another build of it using {versions.cache_root()} ...", flush=True)
+
+        locked = Waiter().poll(take, timeout=LOCK_TIMEOUT, initial_wait=1, max_wait=2, retry_on=(BlockingIOError,),
+                               progress=tell, progress_every=60)
+        if not locked.done:
+            raise BuildError(f"{comp.name}: another build held {fh.name} for {LOCK_TIMEOUT:.0f}s")
+        yield
+
+
 def build_component(comp: Component, force: bool = False) -> bool:
     """Build one component; return False when the cache already had it (a no-op)."""
+    with _component_lock(comp):
+        return _build_component(comp, force)
+
+
+def _build_component(comp: Component, force: bool) -> bool:
     out_dir = versions.bin_dir(comp)
     stamp = out_dir / ".built.json"
     if not force and stamp.exists() and all((out_dir / b).exists() for b in comp.binaries):

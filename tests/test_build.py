@@ -32,6 +32,31 @@ def test_second_build_is_a_no_op_and_says_so(cache, capsys):
     assert "v1.2.3 cached" in out and "nothing to do" in out
 
 
+def test_a_second_build_of_the_same_component_waits_for_the_first(cache, capsys, monkeypatch):
+    """Two processes building one component wrote the same .partial directory: the second waits
+    for the lock, then finds the first one's build cached."""
+    import fcntl
+    import threading
+
+    comp = _component()
+    monkeypatch.setattr(build, "LOCK_TIMEOUT", 30.0)
+    (cache / "locks").mkdir()
+    with open(cache / "locks" / f"build-{comp.key}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process's build, in progress
+        results = []
+        second = threading.Thread(target=lambda: results.append(build.build_component(comp)))
+        second.start()
+        second.join(timeout=2)
+        assert second.is_alive() and not results, "the second build must wait for the first"
+        out = versions.bin_dir(comp)  # what the first build leaves behind
+        out.mkdir(parents=True)
+        (out / "demo").write_text("#!/bin/sh\n")
+        (out / ".built.json").write_text(json.dumps({"version": "v1.2.3"}))
+    second.join(timeout=10)
+    assert results == [False]
+    assert "v1.2.3 cached" in capsys.readouterr().out
+
+
 def test_cache_key_is_name_and_version(cache):
     assert versions.bin_dir(_component()).name == "demo-v1.2.3"
     assert versions.bin_dir(_component(version="v1.2.4")) != versions.bin_dir(_component())
