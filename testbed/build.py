@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import versions
+from . import locks, versions
 from .versions import Component
 
 
@@ -183,22 +182,11 @@ def _component_lock(comp: Component):
     """One build of a component at a time per cache: two processes (`setup.sh` and `testbed
     node-image`, or two checkouts) building the same component wrote the same `.partial` directory
     and wrapper module. The second waits, then finds the first one's build in the cache."""
-    from gitops_conformance.waiter import Waiter
-
-    locks = versions.cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"build-{comp.key}.lock", "w") as fh:
-        def take() -> bool:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-
-        def tell(*_) -> None:
-            print(f"[{comp.name}] waiting for another build of it using {versions.cache_root()} ...", flush=True)
-
-        locked = Waiter().poll(take, timeout=LOCK_TIMEOUT, initial_wait=1, max_wait=2, retry_on=(BlockingIOError,),
-                               progress=tell, progress_every=60)
-        if not locked.done:
-            raise BuildError(f"{comp.name}: another build held {fh.name} for {LOCK_TIMEOUT:.0f}s")
+    lock = versions.cache_root() / "locks" / f"build-{comp.key}.lock"
+    with locks.exclusive(lock, timeout=LOCK_TIMEOUT,
+                         waiting=f"[{comp.name}] waiting for another build of it using {versions.cache_root()} ...") as held:
+        if not held:
+            raise BuildError(f"{comp.name}: another build held {lock} for {LOCK_TIMEOUT:.0f}s")
         yield
 
 

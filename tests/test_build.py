@@ -57,6 +57,24 @@ def test_a_second_build_of_the_same_component_waits_for_the_first(cache, capsys,
     assert "v1.2.3 cached" in capsys.readouterr().out
 
 
+def test_a_lock_held_elsewhere_is_waited_for_within_its_bound_then_refused(tmp_path, capsys):
+    """testbed/locks.exclusive, which both the binary and the image builds take: held by another
+    open file (as by another process), it says it is waiting and yields False after its bound."""
+    import fcntl
+
+    from gitops_conformance.testbed import locks
+
+    path = tmp_path / "locks" / "x.lock"
+    path.parent.mkdir()
+    with open(path, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with locks.exclusive(path, timeout=1.5, waiting="waiting for x", tell_every=0.5) as held:
+            assert held is False
+    assert "waiting for x" in capsys.readouterr().out
+    with locks.exclusive(path, timeout=1.5, waiting="waiting for x") as held:  # released: taken at once
+        assert held is True
+
+
 def test_cache_key_is_name_and_version(cache):
     assert versions.bin_dir(_component()).name == "demo-v1.2.3"
     assert versions.bin_dir(_component(version="v1.2.4")) != versions.bin_dir(_component())

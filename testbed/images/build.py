@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import glob
 import hashlib
 import json
@@ -27,8 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitops_conformance.waiter import Waiter
-from gitops_conformance.testbed import versions
+from gitops_conformance.testbed import locks, versions
 
 from . import debian, oci
 from .spec import REPO_ROOT, ImageSpec, SpecError, all_specs
@@ -255,19 +253,11 @@ LOCK_TIMEOUT = 3600  # another checkout's build of the same cache finishes first
 def _cache_lock():
     """One image build at a time per cache: builds from several checkouts share it, and a full
     build prunes layers that a concurrent build may have just written."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with open(cache_dir() / "build.lock", "w") as fh:
-        def take() -> bool:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-
-        def tell(*_) -> None:
-            print(f"waiting for another image build using {cache_dir()} ...", flush=True)
-
-        locked = Waiter().poll(take, timeout=LOCK_TIMEOUT, initial_wait=2, max_wait=2, retry_on=(BlockingIOError,),
-                               progress=tell, progress_every=2 * 60)
-        if not locked.done:
-            raise ImageBuildError(f"another image build held {cache_dir() / 'build.lock'} for {LOCK_TIMEOUT}s")
+    lock = cache_dir() / "build.lock"
+    with locks.exclusive(lock, timeout=LOCK_TIMEOUT, tell_every=2 * 60,
+                         waiting=f"waiting for another image build using {cache_dir()} ...") as held:
+        if not held:
+            raise ImageBuildError(f"another image build held {lock} for {LOCK_TIMEOUT}s")
         yield
 
 
